@@ -1,0 +1,163 @@
+"""Command line: ``python -m msign {compare,schedules,methods} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import metrics
+from .api import apply_method, as_dtype
+from .registry import METHODS
+from .schedules import SCHEDULES
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape must look like 1024x4096; got {text!r}") from None
+    if len(dims) < 2 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"shape needs >= 2 positive dimensions; got {text!r}")
+    return dims
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
+    """Median wall time of ``fn`` over ``repeat`` runs after one warm-up run."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compare(shape: Sequence[int], dtype: str, methods: Sequence[str], device: str = "cpu",
+            seed: int = 0, repeat: int = 3) -> dict:
+    """Run every method on one Gaussian matrix; errors are measured in float64 vs the SVD."""
+    dev = torch.device(device)
+    cd = as_dtype(dtype, "dtype")
+    gen = torch.Generator().manual_seed(seed)
+    G64 = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    G = G64.to(device=dev, dtype=cd)
+    m, n = shape[-2:]
+    A, B = G[..., : min(m, n), :] if m <= n else G.mT[..., :n, :], None
+    B = A.mT
+    matmul_s = _time(lambda: A @ B, dev, repeat)
+    rows = []
+    for name in methods:
+        method = METHODS[name]
+        info: dict = {}
+        X = apply_method(G, method, info=info)
+        t = _time(lambda: apply_method(G, method), dev, repeat)  # noqa: B023
+        Xc = X.to("cpu")
+        rows.append({
+            "method": name,
+            "compute_dtype": str(info["compute_dtype"]).replace("torch.", ""),
+            "steps": info.get("iterations"),
+            "matmuls": info.get("matmuls"),
+            "max_sigma_err": float(np.max(metrics.max_sigma_error(Xc))),
+            "orth_err": float(np.max(metrics.orthogonality_error(Xc))),
+            "dist_svd": float(np.max(metrics.polar_distance(Xc, G.to("cpu")))),
+            "time_s": t,
+            "time_over_matmul": t / matmul_s,
+        })
+    return {
+        "shape": list(shape), "dtype": str(cd).replace("torch.", ""), "device": _device_name(dev),
+        "torch": torch.__version__, "seed": seed, "date": time.strftime("%Y-%m-%d"),
+        "matmul_s": matmul_s, "rows": rows,
+    }
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _fmt(v: object, spec: str) -> str:
+    return format("-" if v is None else v, spec)
+
+
+def format_compare(res: dict) -> str:
+    head = (f"{'method':<14} {'compute':<9} {'steps':>5} {'matmuls':>7} {'max|s-1|':>9} "
+            f"{'|XtX-I|_F':>9} {'dist_svd':>9} {'time_ms':>9} {'x matmul':>8}")
+    lines = [
+        f"G: Gaussian {'x'.join(map(str, res['shape']))}, {res['dtype']}, {res['device']}, "
+        f"torch {res['torch']}; errors in float64 against the SVD polar factor; time = median, "
+        f"'x matmul' = time / one ({min(res['shape'][-2:])}x{max(res['shape'][-2:])} Gram product) "
+        "in the same run",
+        head, "-" * len(head),
+    ]
+    for r in res["rows"]:
+        lines.append(
+            f"{r['method']:<14} {r['compute_dtype']:<9} {_fmt(r['steps'], '>5')} "
+            f"{_fmt(r['matmuls'], '>7')} {r['max_sigma_err']:>9.2e} {r['orth_err']:>9.2e} "
+            f"{r['dist_svd']:>9.2e} {1e3 * r['time_s']:>9.2f} {r['time_over_matmul']:>8.1f}"
+        )
+    return "\n".join(lines)
+
+
+def _write_json(path: str, obj: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m msign", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compare", help="error and time of every method on one Gaussian matrix")
+    c.add_argument("--shape", type=_shape, default=(1024, 4096), help="e.g. 1024x4096 or 8x256x256")
+    c.add_argument("--dtype", default="bf16", help="compute dtype: bf16, fp16, fp32, fp64")
+    c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--repeat", type=int, default=3)
+    c.add_argument("--json", help="also write the results to this JSON file")
+    sub.add_parser("schedules", help="list the named schedules with their provenance")
+    sub.add_parser("methods", help="list the registered methods")
+    args = p.parse_args(argv)
+
+    if args.cmd == "compare":
+        names = list(METHODS) if args.methods == "all" else args.methods.split(",")
+        unknown = [n for n in names if n not in METHODS]
+        if unknown:
+            p.error(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+        try:
+            as_dtype(args.dtype, "--dtype")
+        except (TypeError, ValueError) as e:
+            p.error(str(e))
+        res = compare(args.shape, args.dtype, names, args.device, args.seed, args.repeat)
+        print(format_compare(res))
+        if args.json:
+            _write_json(args.json, res)
+    elif args.cmd == "schedules":
+        for s in SCHEDULES.values():
+            print(f"{s.name:<14} steps={s.resolve_steps(None):<3} degree={s.degree} "
+                  f"matmuls={s.matmuls():<3} safety={s.safety:g}\n    {s.source}")
+    elif args.cmd == "methods":
+        for name, m in METHODS.items():
+            print(f"{name:<14} {m.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

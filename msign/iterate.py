@@ -1,0 +1,61 @@
+"""The one odd-polynomial iteration engine.
+
+Every schedule-based method (cubic and quintic Newton-Schulz, Jordan, You, Polar
+Express, user schedules) runs through :func:`run_schedule`.  Each step applies
+p(x) = c0 x + c1 x^3 + ... to the singular values of X through the Gram matrix
+A = X X^T of the smaller side, using fused ``addmm``/``baddbmm`` so that no
+identity matrix is built and each step costs (number of coefficients) products.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .schedules import Schedule
+
+__all__ = ["normalize", "iterate", "run_schedule"]
+
+
+def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
+    """Return ``X / (safety * ||X||_F)`` per matrix; the zero matrix stays zero.
+
+    The norm is accumulated in float64 so that fp32/bf16 input scaled by 1e+-30
+    neither overflows nor underflows; fp16 input is divided in fp32 because its
+    norm may exceed fp16's range.
+    """
+    acc = None if X.dtype == torch.float64 else torch.float64
+    nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=acc) * safety
+    # Clamping at the dtype's smallest normal maps the zero matrix to 0/tiny = 0, not NaN.
+    if X.dtype == torch.float16:
+        nu = nu.clamp_min(torch.finfo(torch.float32).tiny).to(torch.float32)
+        return (X.to(torch.float32) / nu).to(X.dtype)
+    return X / nu.clamp_min(torch.finfo(X.dtype).tiny).to(X.dtype)
+
+
+def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]]) -> torch.Tensor:
+    """Apply the odd polynomials ``coeffs`` to X of shape (m, n) or (B, m, n), m <= n.
+
+    Step ``(c0, c1, ..., cd)`` computes ``c0 X + (c1 A + c2 A^2 + ... + cd A^d) X``
+    with ``A = X X^T`` (m x m), the inner polynomial by Horner in A.
+    """
+    mm = torch.baddbmm if X.dim() == 3 else torch.addmm
+    for c in coeffs:
+        if len(c) == 1:
+            X = X * c[0]
+            continue
+        A = X @ X.mT
+        if len(c) == 2:
+            X = mm(X, A, X, beta=c[0], alpha=c[1])
+            continue
+        B = mm(A, A, A, beta=c[-2], alpha=c[-1])
+        for cj in reversed(c[1:-2]):
+            B = mm(A, B, A, beta=cj)
+        X = mm(X, B, X, beta=c[0])
+    return X
+
+
+def run_schedule(X: torch.Tensor, schedule: Schedule, steps: int | None = None) -> torch.Tensor:
+    """Normalize X (shape (m, n) or (B, m, n), m <= n) and run ``schedule`` on it."""
+    return iterate(normalize(X, schedule.safety), schedule.step_coeffs(steps))

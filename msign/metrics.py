@@ -1,0 +1,61 @@
+"""Pure functions measuring how far X is from an exact polar factor.
+
+All accept a torch tensor or numpy array of shape (..., m, n), compute in float64
+(the quantity measured is the error of X as stored, whatever its dtype) and return
+a float64 array of the batch shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .exact import svd_msign
+
+__all__ = ["orthogonality_error", "polar_distance", "singular_values", "sigma_band",
+           "max_sigma_error"]
+
+
+def _f64(X: Any) -> torch.Tensor:
+    T = torch.as_tensor(X) if isinstance(X, np.ndarray) else X.detach()
+    if T.dim() < 2:
+        raise ValueError(f"X must have shape (..., m, n); got {tuple(T.shape)}")
+    return T.to(torch.float64)
+
+
+def _out(t: torch.Tensor) -> np.ndarray:
+    return t.cpu().numpy()
+
+
+def orthogonality_error(X: Any) -> np.ndarray:
+    """||X X^T - I||_F on the smaller side (X^T X - I when m >= n)."""
+    T = _f64(X)
+    m, n = T.shape[-2:]
+    A = T @ T.mT if m <= n else T.mT @ T
+    A.diagonal(dim1=-2, dim2=-1).sub_(1.0)
+    return _out(torch.linalg.matrix_norm(A))
+
+
+def polar_distance(X: Any, G: Any) -> np.ndarray:
+    """Relative distance ||X - msign(G)||_F / ||msign(G)||_F to the exact (SVD) factor."""
+    T, ref = _f64(X), svd_msign(_f64(G))
+    den = torch.linalg.matrix_norm(ref).clamp_min(torch.finfo(torch.float64).tiny)
+    return _out(torch.linalg.matrix_norm(T - ref) / den)
+
+
+def singular_values(X: Any) -> np.ndarray:
+    """The min(m, n) singular values of X, descending, in float64."""
+    return _out(torch.linalg.svdvals(_f64(X)))
+
+
+def sigma_band(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(min sigma, max sigma) of X: the band the singular values landed in."""
+    s = singular_values(X)
+    return s[..., -1], s[..., 0]
+
+
+def max_sigma_error(X: Any) -> np.ndarray:
+    """max_i |sigma_i(X) - 1| (for full-rank G, the spectral distance from orthogonality)."""
+    return np.abs(singular_values(X) - 1.0).max(axis=-1)

@@ -1,0 +1,312 @@
+"""Schedules: per-step odd-polynomial coefficients as data, with provenance.
+
+A schedule is the list of polynomials p_1, ..., p_k that the iteration engine
+(:mod:`msign.iterate`) applies to X_0 = G / (safety * ||G||_F).  Step i computes
+X <- p_i(X) = c_0 X + c_1 (X X^T) X + c_2 (X X^T)^2 X + ..., i.e. the scalar map
+p_i(x) = c_0 x + c_1 x^3 + c_2 x^5 + ... acts on every singular value.  So a
+schedule is judged entirely by its composite scalar map f = p_k o ... o p_1 on
+[lower, 1] (:meth:`Schedule.scalar_map`, :mod:`msign.scalar`).
+
+The published values are those of ``shared/coefficients.md``; the Polar Express
+table is recomputed from its procedure by :func:`msign.design.polar_express`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+import numpy as np
+
+__all__ = ["Schedule", "get_schedule", "SCHEDULES"]
+
+
+def _as_coeff_tuple(step: Any, index: int) -> tuple[float, ...]:
+    if isinstance(step, (str, bytes)) or not isinstance(step, Iterable):
+        raise TypeError(
+            f"coeffs[{index}] must be a sequence of numbers (c0, c1, ...) for "
+            f"c0*x + c1*x^3 + ...; got {step!r}. A single shared tuple is written [(a, b, c)]."
+        )
+    out = []
+    for j, c in enumerate(step):
+        try:
+            v = float(c)
+        except (TypeError, ValueError):
+            raise TypeError(f"coeffs[{index}][{j}] must be a real number; got {c!r}") from None
+        if not math.isfinite(v):
+            raise ValueError(f"coeffs[{index}][{j}] must be finite; got {v}")
+        out.append(v)
+    if not out:
+        raise ValueError(f"coeffs[{index}] is empty; each step needs at least one coefficient")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A per-step list of odd-polynomial coefficients, with its provenance.
+
+    Parameters
+    ----------
+    coeffs : sequence of sequences of float
+        ``coeffs[i] = (c0, c1, c2, ...)`` is step i's polynomial
+        ``c0 x + c1 x^3 + c2 x^5 + ...`` (any odd degree; steps may differ in degree).
+        Asking for more steps than the table has repeats the last tuple; fewer take
+        the first ones.
+    name : str
+        Short name shown in tables.
+    safety : float
+        Safety factor s >= 1 (Polar Express uses 1.01).  The input is normalized
+        as ``X_0 = G / (s * ||G||_F)`` and every table entry but the last is
+        evaluated at ``x / s`` (``c_j / s^(2j+1)``), so singular values pushed
+        slightly above the design interval by rounding stay controlled.
+    source : str
+        Where the coefficients come from (paper, repository, procedure).
+    default_steps : int, optional
+        Steps used when ``steps=None``; defaults to ``len(coeffs)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an empty table, a non-numeric or non-finite coefficient, a safety
+        factor below 1 or a non-positive ``default_steps``.
+
+    Examples
+    --------
+    >>> s = Schedule([(1.5, -0.5)], name="cubic", default_steps=3)
+    >>> round(float(s.scalar_map(0.5)), 6)
+    0.957396
+    >>> s.matmuls()
+    6
+    """
+
+    coeffs: tuple[tuple[float, ...], ...]
+    name: str = "custom"
+    safety: float = 1.0
+    source: str = ""
+    default_steps: int | None = None
+    _table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.coeffs, (str, bytes)) or not isinstance(self.coeffs, Iterable):
+            raise TypeError(f"coeffs must be a list of coefficient tuples; got {self.coeffs!r}")
+        steps = list(self.coeffs)
+        if not steps:
+            raise ValueError("coeffs must hold at least one step")
+        if all(isinstance(c, (int, float, Fraction)) for c in steps):
+            raise TypeError(
+                "coeffs must be a list of per-step tuples, e.g. [(3.4445, -4.775, 2.0315)]; "
+                f"got a flat list of numbers {steps!r}"
+            )
+        table = tuple(_as_coeff_tuple(c, i) for i, c in enumerate(steps))
+        object.__setattr__(self, "coeffs", table)
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty string; got {self.name!r}")
+        safety = float(self.safety)
+        if not (math.isfinite(safety) and safety >= 1.0):
+            raise ValueError(f"safety must be a finite number >= 1; got {self.safety!r}")
+        object.__setattr__(self, "safety", safety)
+        if self.default_steps is not None and (
+            not isinstance(self.default_steps, int) or self.default_steps < 1
+        ):
+            raise ValueError(f"default_steps must be a positive int; got {self.default_steps!r}")
+        n = len(table)
+        # The last entry is the fixed point the iteration repeats; Polar Express leaves it
+        # unscaled so that repeating it converges to 1 exactly.
+        scaled = tuple(
+            tuple(c / safety ** (2 * j + 1) for j, c in enumerate(step)) if i < n - 1 else step
+            for i, step in enumerate(table)
+        )
+        object.__setattr__(self, "_table", scaled)
+
+    @property
+    def degree(self) -> int:
+        """Highest polynomial degree over the steps."""
+        return max(2 * len(c) - 1 for c in self.coeffs)
+
+    def resolve_steps(self, steps: int | None) -> int:
+        """Number of steps actually run for ``steps`` (``None`` -> the default)."""
+        if steps is None:
+            return self.default_steps or len(self.coeffs)
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be a positive int or None; got {steps!r}")
+        return int(steps)
+
+    def step_coeffs(self, steps: int | None = None) -> list[tuple[float, ...]]:
+        """Effective per-step coefficients (safety applied), ``steps`` long."""
+        k = self.resolve_steps(steps)
+        t = self._table
+        return list(t[:k]) + [t[-1]] * max(0, k - len(t))
+
+    def matmuls(self, steps: int | None = None) -> int:
+        """Matrix products per call: a degree 2d+1 step costs d+1 (Gram, d-1 Horner, apply)."""
+        return sum(len(c) if len(c) > 1 else 0 for c in self.step_coeffs(steps))
+
+    def scalar_map(self, x: Any, steps: int | None = None) -> Any:
+        """Composite map f = p_k o ... o p_1 applied to x = sigma / (safety * ||G||_F).
+
+        ``x`` may be a float or array (evaluated in float64) or an ``mpmath.mpf``
+        / list of them (evaluated at the current ``mpmath.mp`` precision, with the
+        float coefficients converted exactly).
+        """
+        coeffs = self.step_coeffs(steps)
+        if isinstance(x, mpmath.mpf) or (
+            isinstance(x, (list, tuple)) and x and isinstance(x[0], mpmath.mpf)
+        ):
+            mp_coeffs = [[mpmath.mpf(c) for c in step] for step in coeffs]
+            if isinstance(x, mpmath.mpf):
+                return _compose(x, mp_coeffs)
+            return [_compose(v, mp_coeffs) for v in x]
+        return _compose(np.asarray(x, dtype=np.float64), coeffs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "coeffs": [list(c) for c in self.coeffs],
+            "safety": self.safety,
+            "source": self.source,
+            "default_steps": self.default_steps,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Schedule:
+        if not isinstance(d, dict) or "coeffs" not in d:
+            raise ValueError("a schedule dict needs at least the key 'coeffs'")
+        unknown = set(d) - {"name", "coeffs", "safety", "source", "default_steps"}
+        if unknown:
+            raise ValueError(f"unknown schedule keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """Serialize to JSON (floats as repr, so values round-trip exactly); write if path."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            tmp = f"{os.fspath(path)}.tmp"
+            with open(tmp, "w") as f:
+                f.write(text + "\n")
+            os.replace(tmp, path)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> Schedule:
+        """Load from a JSON string or a file path written by :meth:`to_json`."""
+        s = os.fspath(text_or_path)
+        if not s.lstrip().startswith("{"):
+            with open(s) as f:
+                s = f.read()
+        return cls.from_dict(json.loads(s))
+
+
+def _compose(x: Any, coeffs: Sequence[Sequence[Any]]) -> Any:
+    for step in coeffs:
+        x2 = x * x
+        acc = step[-1]
+        for c in reversed(step[:-1]):
+            acc = acc * x2 + c
+        x = acc * x
+    return x
+
+
+def _f(*c: int, den: int = 1) -> tuple[float, ...]:
+    return tuple(float(Fraction(v, den)) for v in c)
+
+
+SCHEDULES: dict[str, Schedule] = {
+    s.name: s
+    for s in [
+        Schedule(
+            [_f(3, -1, den=2)],
+            name="cubic",
+            default_steps=21,
+            source="Newton-Schulz cubic (3/2, -1/2): Taylor series of (1-t)^(-1/2), degree 3; "
+            "21 steps bring every x in [1e-3, 1] to 1 within 1e-7",
+        ),
+        Schedule(
+            [_f(15, -10, 3, den=8)],
+            name="quintic",
+            default_steps=14,
+            source="Newton-Schulz quintic (15/8, -10/8, 3/8): Taylor series of (1-t)^(-1/2), "
+            "degree 5; 14 steps bring every x in [1e-3, 1] to 1 within 1e-7",
+        ),
+        Schedule(
+            [(3.4445, -4.7750, 2.0315)],
+            name="jordan",
+            default_steps=5,
+            source="Keller Jordan, KellerJordan/Muon muon.py and torch.optim.Muon: slope-"
+            "maximizing quintic, 5 steps; band about [0.68, 1.13] on [1e-2, 1]",
+        ),
+        Schedule(
+            [
+                _f(3955, -8306, 5008, den=1024),
+                _f(3735, -6681, 3463, den=1024),
+                _f(3799, -6499, 3211, den=1024),
+                _f(4019, -6385, 2906, den=1024),
+                _f(2677, -3029, 1162, den=1024),
+                _f(2172, -1833, 682, den=1024),
+            ],
+            name="you",
+            source="Jiacheng You's six-step list (Modula docs, 'Newton-Schulz')",
+        ),
+        Schedule(
+            [
+                (4.0848, -6.8946, 2.9270),
+                (3.9505, -6.3029, 2.6377),
+                (3.7418, -5.5913, 2.3037),
+                (2.8769, -3.1427, 1.2046),
+                (2.8366, -3.0525, 1.2012),
+            ],
+            name="you-5",
+            source="Jiacheng You's five-step list (as used by Dion, Gram Newton-Schulz)",
+        ),
+        Schedule(
+            [
+                (4.6182, -12.9582, 9.3299),
+                (3.8496, -7.9585, 4.3052),
+                (3.5204, -7.2918, 4.0606),
+                (3.2067, -6.8243, 4.2802),
+                (3.2978, -5.7848, 3.8917),
+            ],
+            name="su-5",
+            source="Su Jianlin, kexue.fm/archives/10922, five steps (Adam on top-k |f-1|)",
+        ),
+        Schedule(
+            [
+                (8.28721201814563, -23.595886519098837, 17.300387312530933),
+                (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+                (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+                (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+                (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+                (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+                (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+                (1.875, -1.25, 0.375),
+            ],
+            name="polar-express",
+            safety=1.01,
+            source="Amsel, Persson, Musco, Gower 2025 (arXiv:2505.16932), "
+            "NoahAmsel/PolarExpress: 8 steps, degree 5, lower bound 1e-3, safety 1.01",
+        ),
+    ]
+}
+
+
+def get_schedule(name: str) -> Schedule:
+    """Return the named schedule (see ``SCHEDULES`` for the names).
+
+    Examples
+    --------
+    >>> get_schedule("jordan").coeffs
+    ((3.4445, -4.775, 2.0315),)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str; got {type(name).__name__}")
+    try:
+        return SCHEDULES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}"
+        ) from None
