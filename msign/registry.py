@@ -18,7 +18,7 @@ import torch
 
 from . import classical, exact
 from .iterate import run_schedule
-from .schedules import SCHEDULES, Schedule
+from .schedules import SCHEDULES, Schedule, check_steps
 
 __all__ = ["Method", "METHODS", "register", "resolve_method"]
 
@@ -59,9 +59,7 @@ def _svd(X: torch.Tensor, steps: int | None, info: dict | None) -> torch.Tensor:
 
 def _classical(f: Callable[..., torch.Tensor]) -> MethodFn:
     def fn(X: torch.Tensor, steps: int | None, info: dict | None) -> torch.Tensor:
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ValueError(f"steps must be a positive int or None; got {steps!r}")
-        return f(X, steps, info)
+        return f(X, None if steps is None else check_steps(steps), info)
 
     return fn
 
@@ -115,7 +113,9 @@ def register(name: str, fn: Callable[..., torch.Tensor] | Schedule, *, descripti
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str; got {name!r}")
     if name in METHODS and not overwrite:
-        raise ValueError(f"method {name!r} is already registered; pass overwrite=True to replace it")
+        raise ValueError(
+            f"method {name!r} is already registered; pass overwrite=True to replace it"
+        )
     if isinstance(fn, Schedule):
         entry = _schedule_method(fn)
         entry = Method(name, entry.fn, description or fn.source, schedule=fn)

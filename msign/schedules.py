@@ -27,6 +27,13 @@ import numpy as np
 __all__ = ["Schedule", "get_schedule", "SCHEDULES"]
 
 
+def check_steps(steps: Any) -> int:
+    """``steps`` as an int, or ValueError unless it is a positive integer."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive int or None; got {steps!r}")
+    return int(steps)
+
+
 def _as_coeff_tuple(step: Any, index: int) -> tuple[float, ...]:
     if isinstance(step, (str, bytes)) or not isinstance(step, Iterable):
         raise TypeError(
@@ -133,9 +140,7 @@ class Schedule:
         """Number of steps actually run for ``steps`` (``None`` -> the default)."""
         if steps is None:
             return self.default_steps or len(self.coeffs)
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"steps must be a positive int or None; got {steps!r}")
-        return int(steps)
+        return check_steps(steps)
 
     def step_coeffs(self, steps: int | None = None) -> list[tuple[float, ...]]:
         """Effective per-step coefficients (safety applied), ``steps`` long."""
