@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from .iterate import normalize
+
 __all__ = ["newton", "qdwh", "qdwh_weights"]
 
 #: Newton: stop once the relative change ||X_{k+1} - X_k||_F / ||X_{k+1}||_F is below
@@ -47,10 +49,11 @@ def newton(X: torch.Tensor, steps: int | None = None, info: dict | None = None) 
 
     Rectangular input is reduced by a QR factorization first (X = Q R, msign(X) =
     Q msign(R)).  ``steps`` fixes the number of iterations; ``None`` iterates to the
-    stopping rule.  Raises ValueError for (numerically) rank-deficient input, for
-    which the iteration is undefined: use ``svd`` or ``qdwh`` there.
+    stopping rule.  Raises ValueError for exactly singular input, for which the
+    iteration is undefined; numerically singular input gives the polar factor of a
+    nearby full-rank matrix (its null directions end at +-1).  Use ``svd`` for U_r V_r^T.
     """
-    X, transposed = _tall(X)
+    X, transposed = _tall(normalize(X))
     m, n = X.shape[-2:]
     nonzero = (X != 0).flatten(-2).any(-1)[..., None, None]
     Q = None
@@ -66,7 +69,7 @@ def newton(X: torch.Tensor, steps: int | None = None, info: dict | None = None) 
         if bool((status != 0).any()) or not bool(torch.isfinite(Yinv).all()):
             raise ValueError(
                 "method 'newton' needs full-rank input (its matrix inverse failed); "
-                "use method='svd' or 'qdwh' for rank-deficient G"
+                "use method='svd' for rank-deficient G"
             )
         if scaled:
             z = (torch.linalg.matrix_norm(Yinv) / torch.linalg.matrix_norm(Y)).sqrt()
@@ -141,15 +144,14 @@ def qdwh(X: torch.Tensor, steps: int | None = None, info: dict | None = None) ->
     X is scaled by its Frobenius norm (an upper bound on the spectral norm) and the
     weights assume sigma_min(X) >= eps(dtype) after that scaling, i.e. kappa_F <= 1/eps.
     Singular values below that bound are still driven to 1 by the Halley steps that
-    follow the weighted ones; exactly zero singular values stay 0 (rank-deficient input
-    gives U_r V_r^T).  Stopping rule: the weighted list is done and the relative change
+    follow the weighted ones.  Exactly zero structure (zero rows or columns) stays zero,
+    but numerically rank-deficient input (singular values at rounding level) has those
+    directions driven to +-1 like any other: use ``svd`` for U_r V_r^T.  Stopping rule: the weighted list is done and the relative change
     is below eps^(1/3) (cubic convergence then leaves ~eps), at most 100 iterations;
     ``steps`` fixes the number of iterations instead.
     """
-    X, transposed = _tall(X)
+    X, transposed = _tall(normalize(X))
     eps = torch.finfo(X.dtype).eps
-    nrm = torch.linalg.matrix_norm(X)[..., None, None]
-    X = X / nrm.clamp_min(torch.finfo(X.dtype).tiny)
     weights = qdwh_weights(eps, eps)
     halley = (3.0, 1.0, 3.0)
     for k in range(steps if steps is not None else MAX_ITERATIONS):

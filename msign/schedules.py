@@ -87,7 +87,7 @@ class Schedule:
     --------
     >>> s = Schedule([(1.5, -0.5)], name="cubic", default_steps=3)
     >>> round(float(s.scalar_map(0.5)), 6)
-    0.957396
+    0.9753
     >>> s.matmuls()
     6
     """

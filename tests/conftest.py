@@ -1,0 +1,23 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci")
+
+
+def with_singular_values(m: int, n: int, s, seed: int = 0):
+    """G = U diag(s) V^T with Haar-random U (m x k), V (n x k); returns (G, U, V)."""
+    rng = np.random.default_rng(seed)
+    k = min(m, n)
+    U, _ = np.linalg.qr(rng.standard_normal((m, k)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, k)))
+    s = np.asarray(s, dtype=np.float64)
+    return (U * s) @ V.T, U, V
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

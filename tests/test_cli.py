@@ -1,0 +1,33 @@
+import json
+
+import pytest
+
+from msign.cli import main
+
+
+def test_compare_table_and_json(capsys, tmp_path):
+    out = tmp_path / "r.json"
+    main(["compare", "--shape", "32x64", "--dtype", "fp32", "--methods", "svd,jordan,qdwh",
+          "--repeat", "1", "--json", str(out)])
+    text = capsys.readouterr().out
+    lines = [ln for ln in text.splitlines() if ln.split() and ln.split()[0] in
+             ("svd", "jordan", "qdwh")]
+    assert len(lines) == 3
+    res = json.loads(out.read_text())
+    rows = {r["method"]: r for r in res["rows"]}
+    assert rows["svd"]["dist_svd"] < 1e-6 and rows["jordan"]["max_sigma_err"] > 0.05
+    assert rows["jordan"]["matmuls"] == 15 and res["torch"]
+
+
+def test_schedules_lists_provenance(capsys):
+    main(["schedules"])
+    text = capsys.readouterr().out
+    for name in ("jordan", "polar-express", "you", "cubic", "quintic"):
+        assert name in text
+    assert "arXiv:2505.16932" in text
+
+
+def test_unknown_method_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--methods", "svd,bogus"])
+    assert "bogus" in capsys.readouterr().err
