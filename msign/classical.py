@@ -146,7 +146,8 @@ def qdwh(X: torch.Tensor, steps: int | None = None, info: dict | None = None) ->
     Singular values below that bound are still driven to 1 by the Halley steps that
     follow the weighted ones.  Exactly zero structure (zero rows or columns) stays zero,
     but numerically rank-deficient input (singular values at rounding level) has those
-    directions driven to +-1 like any other: use ``svd`` for U_r V_r^T.  Stopping rule: the weighted list is done and the relative change
+    directions driven to +-1 like any other: use ``svd`` for U_r V_r^T.
+    Stopping rule: the weighted list is done and the relative change
     is below eps^(1/3) (cubic convergence then leaves ~eps), at most 100 iterations;
     ``steps`` fixes the number of iterations instead.
     """
