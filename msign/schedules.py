@@ -207,13 +207,18 @@ class Schedule:
         return cls.from_dict(json.loads(s))
 
 
+def odd_poly(c: Sequence[Any], x: Any) -> Any:
+    """c[0] x + c[1] x^3 + c[2] x^5 + ... by Horner in x^2 (floats, arrays or mpmath)."""
+    x2 = x * x
+    acc = c[-1]
+    for cj in reversed(c[:-1]):
+        acc = acc * x2 + cj
+    return acc * x
+
+
 def _compose(x: Any, coeffs: Sequence[Sequence[Any]]) -> Any:
     for step in coeffs:
-        x2 = x * x
-        acc = step[-1]
-        for c in reversed(step[:-1]):
-            acc = acc * x2 + c
-        x = acc * x
+        x = odd_poly(step, x)
     return x
 
 

@@ -1,0 +1,344 @@
+"""Coefficient design: exact Newton-Schulz derivations (sympy) and minimax schedules (mpmath).
+
+- :func:`taylor_ns`, :func:`pade`: the Newton-Schulz polynomials and the Pade (Halley-type)
+  rational iterations from the series of (1 - t)^(-1/2) at t = 1 - x^2, exactly.
+- :func:`minimax_odd`: the best odd polynomial approximation of 1 on [lower, upper]
+  (Remez exchange at >= 50 digits) with its equioscillation error.
+- :func:`polar_express`: the greedy minimax composition of Amsel, Persson, Musco and
+  Gower (2025), reproducing their published table.
+- :func:`jordan_style`: Keller Jordan's criterion (largest slope at 0 under a band
+  constraint on the composite map) as a reproducible constrained optimization.
+
+References
+----------
+N. Amsel, D. Persson, C. Musco, R. M. Gower, "The Polar Express: Optimal matrix sign
+methods and their application to the Muon algorithm", arXiv:2505.16932, 2025.
+C. Kenney, A. J. Laub, "Rational iterative methods for the matrix sign function",
+SIAM J. Matrix Anal. Appl. 12(2), 1991 (the Pade family).
+K. Jordan, "Muon: An optimizer for hidden layers in neural networks", 2024.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import sympy
+
+from .scalar import stationary_points
+from .schedules import Schedule, odd_poly
+
+__all__ = ["taylor_ns", "pade", "minimax_odd", "polar_express", "jordan_style",
+           "PE_CUSHION"]
+
+#: Cushion of the published Polar Express table (coefficients.md: the repository comment
+#: says 0.02, but only this value reproduces the table; also Su Jianlin's re-derivation).
+PE_CUSHION = 0.02407327424182761
+#: Interval ratio l/u above which a step is the Taylor polynomial scaled to u (Polar Express):
+#: the minimax problem degenerates there and Taylor is optimal to rounding.
+PE_TAYLOR_RATIO = 1 - 5e-6
+
+_t, _x = sympy.symbols("t x")
+
+
+def _odd_degree(degree: int) -> int:
+    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1 or degree % 2 == 0:
+        raise ValueError(f"degree must be an odd positive int; got {degree!r}")
+    return (degree - 1) // 2
+
+
+def _series(k: int) -> list[sympy.Rational]:
+    """Taylor coefficients binom(2j, j) / 4^j, j <= k, of (1 - t)^(-1/2) at t = 0."""
+    s = sympy.series((1 - _t) ** sympy.Rational(-1, 2), _t, 0, k + 1).removeO()
+    return [sympy.Rational(s.coeff(_t, j)) for j in range(k + 1)]
+
+
+def _odd_coeffs(expr: sympy.Expr, d: int) -> tuple[sympy.Rational, ...]:
+    poly = sympy.Poly(sympy.expand(expr), _x)
+    return tuple(sympy.Rational(poly.coeff_monomial(_x ** (2 * j + 1))) for j in range(d + 1))
+
+
+def taylor_ns(k: int, as_expr: bool = False):
+    """Degree-(2k+1) Newton-Schulz polynomial, exact, from the Taylor series.
+
+    ``x * sum_{j<=k} binom(2j, j)/4^j (1 - x^2)^j``, the truncated series of
+    x (x^2)^(-1/2) = sign(x) around x^2 = 1, so p(1) = 1 and p^(j)(1) = 0 for 1 <= j <= k.
+
+    Parameters
+    ----------
+    k : int
+        Order, k >= 1.
+    as_expr : bool
+        Return the sympy polynomial in ``x`` instead of its odd coefficients.
+
+    Returns
+    -------
+    tuple of sympy.Rational
+        ``(c0, c1, ..., ck)`` of ``c0 x + c1 x^3 + ... + ck x^(2k+1)``.
+
+    Examples
+    --------
+    >>> taylor_ns(1)
+    (3/2, -1/2)
+    >>> taylor_ns(2)
+    (15/8, -5/4, 3/8)
+    >>> taylor_ns(3, as_expr=True)
+    -5*x**7/16 + 21*x**5/16 - 35*x**3/16 + 35*x/16
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int; got {k!r}")
+    expr = sympy.expand(_x * sum(c * (1 - _x**2) ** j for j, c in enumerate(_series(k))))
+    return expr if as_expr else _odd_coeffs(expr, k)
+
+
+def pade(m: int, n: int) -> tuple[tuple[sympy.Rational, ...], tuple[sympy.Rational, ...]]:
+    """The [m/n] Pade iteration x P(1 - x^2) / Q(1 - x^2) for the sign function, exact.
+
+    P/Q is the [m/n] Pade approximant of (1 - t)^(-1/2) at t = 0 (Kenney-Laub family).
+    [1/1] is Halley's iteration x (3 + x^2) / (1 + 3 x^2), the map QDWH weights
+    dynamically; [m/0] is :func:`taylor_ns`.
+
+    Returns
+    -------
+    (num, den) : tuples of sympy.Rational
+        ``num`` are the coefficients of x, x^3, ..., ``den`` of 1, x^2, x^4, ..., scaled
+        so that ``den`` has leading (x^0) coefficient 1.
+
+    Examples
+    --------
+    >>> pade(1, 1)
+    ((3, 1), (1, 3))
+    """
+    for name, v in (("m", m), ("n", n)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be a non-negative int; got {v!r}")
+    c = _series(m + n)
+    b = sympy.symbols(f"b1:{n + 1}")
+    q = [sympy.Integer(1), *b]
+    # Pade conditions: the t^(m+1..m+n) coefficients of Q * series vanish.
+    eqs = [sum(q[i] * c[j - i] for i in range(n + 1) if j >= i)
+           for j in range(m + 1, m + n + 1)]
+    sol = sympy.solve(eqs, b, dict=True)[0] if n else {}
+    q = [sympy.Rational(sympy.sympify(v).subs(sol)) for v in q]
+    p = [sum(q[i] * c[j - i] for i in range(min(j, n) + 1)) for j in range(m + 1)]
+    P = sum(pj * (1 - _x**2) ** j for j, pj in enumerate(p))
+    Q = sum(qj * (1 - _x**2) ** j for j, qj in enumerate(q))
+    num = sympy.Poly(sympy.expand(_x * P), _x)
+    den = sympy.Poly(sympy.expand(Q), _x)
+    d0 = den.coeff_monomial(1)
+    return (
+        tuple(sympy.Rational(num.coeff_monomial(_x ** (2 * j + 1)) / d0) for j in range(m + 1)),
+        tuple(sympy.Rational(den.coeff_monomial(_x ** (2 * j)) / d0) for j in range(n + 1)),
+    )
+
+
+def minimax_odd(lower: float, upper: float, degree: int, *, dps: int = 60,
+                max_iter: int = 100) -> tuple[tuple[mpmath.mpf, ...], mpmath.mpf]:
+    """Best odd polynomial approximation of 1 on [lower, upper] (Remez exchange, mpmath).
+
+    Parameters
+    ----------
+    lower, upper : float
+        The interval, 0 < lower < upper.
+    degree : int
+        Odd degree 2d + 1; the optimum equioscillates at d + 2 = (degree + 3) / 2 points,
+        ``lower``, the d interior extrema and ``upper``, with p(lower) = 1 - E.
+    dps : int
+        Decimal digits of the mpmath arithmetic (>= 50 recommended).
+
+    Returns
+    -------
+    coeffs : tuple of mpmath.mpf
+        ``(c0, ..., cd)`` of ``c0 x + c1 x^3 + ... + cd x^(2d+1)``.
+    error : mpmath.mpf
+        The equioscillation error E = max |p(x) - 1| on [lower, upper].
+
+    Raises
+    ------
+    ValueError
+        Bad interval or degree; ``RuntimeError`` if the exchange does not converge.
+
+    Examples
+    --------
+    >>> c, E = minimax_odd(0.5, 1.0, 1)
+    >>> float(c[0]), float(E)
+    (1.3333333333333333, 0.3333333333333333)
+    """
+    d = _odd_degree(degree)
+    if not (0 < lower < upper) or not math.isfinite(upper):
+        raise ValueError(f"need 0 < lower < upper < inf; got lower={lower}, upper={upper}")
+    with mpmath.workdps(dps):
+        lo, hi = mpmath.mpf(lower), mpmath.mpf(upper)
+        n = d + 2
+        # Chebyshev extremal nodes in x^2 crowd the reference towards the steep end.
+        ref = [mpmath.sqrt(lo**2 + (hi**2 - lo**2) * (1 - mpmath.cos(mpmath.pi * i / (n - 1))) / 2)
+               for i in range(n)]
+        tol = mpmath.mpf(10) ** (-(dps - 10))
+        for _ in range(max_iter):
+            A = mpmath.matrix([[x ** (2 * j + 1) for j in range(d + 1)] + [(-1) ** i]
+                               for i, x in enumerate(ref)])
+            sol = mpmath.lu_solve(A, mpmath.matrix([1] * n))
+            c, E = tuple(sol[j] for j in range(d + 1)), sol[d + 1]
+            crit = stationary_points(c, lo, hi)
+            if len(crit) != d:
+                raise RuntimeError(
+                    f"Remez exchange lost alternation on [{lower}, {upper}] (degree {degree})"
+                )
+            new = [lo, *crit, hi]
+            worst = max(abs(odd_poly(c, x) - 1) for x in new)
+            shift = max(abs(a - b) for a, b in zip(new, ref, strict=True))
+            ref = new
+            if worst - abs(E) <= tol * abs(E) and shift <= tol:
+                return c, abs(E)
+        raise RuntimeError(f"Remez exchange did not converge in {max_iter} iterations")
+
+
+def _validate_design(lower: float, steps: int, degree: int, safety: float) -> int:
+    if not (isinstance(lower, (int, float)) and 0 < lower < 1):
+        raise ValueError(f"lower must lie in (0, 1); got {lower!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
+    if not (isinstance(safety, (int, float)) and math.isfinite(safety) and safety >= 1):
+        raise ValueError(f"safety must be a finite number >= 1; got {safety!r}")
+    return _odd_degree(degree)
+
+
+def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: float = 1.01,
+                  cushion: float | None = None, *, rel: float = 0.0, dps: int = 60) -> Schedule:
+    """The Polar Express schedule: each step minimax-optimal on the current interval.
+
+    Start from [l, u] = [lower, 1].  Each step takes the minimax odd polynomial of the given
+    degree approximating 1 on [max(l, cushion * u), u]; when the cushion is active it is
+    rescaled by 2 / (p(l) + p(u)) so that it is centred on 1 over [l, u] (a cushion keeps
+    the first steps from spending their degree on the tiny end).  Then l <- p(l),
+    u <- 2 - l.  Once l / u >= 1 - 5e-6 a step is the Taylor polynomial scaled to u.  The
+    safety factor is not used during the design; the returned :class:`Schedule` applies it
+    (every table entry but the last evaluated at x / safety, input divided by safety).
+
+    Parameters
+    ----------
+    lower : float
+        Lower bound on sigma_min / ||G||_F the schedule must handle, in (0, 1).
+    steps : int
+        Number of steps (>= 1).
+    degree : int
+        Odd polynomial degree (3, 5, 7, ...).
+    safety : float
+        Safety factor >= 1 for low-precision round-off (1.01 in the paper for bf16).
+    cushion : float, optional
+        Relative cushion; 0 disables it (pure greedy minimax).  ``None`` is the published
+        :data:`PE_CUSHION` for quintics and 0 otherwise: the recentring is tuned for
+        quintics, and for a cubic (whose minimax on [0.024, 1] ends at p(1) = 0.12) it
+        would rescale by 17 and overshoot.
+    rel : float
+        Rounding-aware design (0 = the published procedure).  Each step is designed on the
+        interval widened to [l (1 - rel), u (1 + rel)], the model of
+        :func:`msign.scalar.rounding_band`, and [l, u] is then updated to the exact range
+        of p over the widened interval, so the schedule is greedy-optimal under that model.
+        ``rel = 2**-8`` is one bf16 unit of relative round-off.
+
+    Returns
+    -------
+    Schedule
+
+    Examples
+    --------
+    >>> s = polar_express()
+    >>> [round(c, 6) for c in s.coeffs[0]]
+    [8.287212, -23.595887, 17.300387]
+    """
+    d = _validate_design(lower, steps, degree, safety)
+    if cushion is None:
+        cushion = PE_CUSHION if degree == 5 else 0.0
+    if not (isinstance(cushion, (int, float)) and 0 <= cushion < 1):
+        raise ValueError(f"cushion must lie in [0, 1); got {cushion!r}")
+    if not (isinstance(rel, (int, float)) and 0 <= rel < 0.5):
+        raise ValueError(f"rel must lie in [0, 0.5); got {rel!r}")
+    taylor = [mpmath.mpf(sympy.Rational(v).p) / sympy.Rational(v).q for v in taylor_ns(d)] \
+        if d else [mpmath.mpf(1)]
+    table = []
+    with mpmath.workdps(dps):
+        lo, hi = mpmath.mpf(lower), mpmath.mpf(1)
+        for _ in range(steps):
+            lo, hi = lo * (1 - rel), hi * (1 + rel)
+            if lo / hi >= PE_TAYLOR_RATIO:
+                c = tuple(t / hi ** (2 * j + 1) for j, t in enumerate(taylor))
+            else:
+                a = max(lo, cushion * hi)
+                c, _ = minimax_odd(a, hi, degree, dps=dps)
+                if cushion * hi > lo:
+                    r = 2 / (odd_poly(c, lo) + odd_poly(c, hi))
+                    c = tuple(r * cj for cj in c)
+            table.append(tuple(float(cj) for cj in c))
+            if rel:
+                vals = [odd_poly(c, x) for x in [lo, hi, *stationary_points(c, lo, hi)]]
+                lo, hi = min(vals), max(vals)
+            else:
+                lo = odd_poly(c, lo)
+                hi = 2 - lo
+    return Schedule(
+        table,
+        name=f"pe-{steps}x{degree}-l{lower:g}" + (f"-rel{rel:g}" if rel else ""),
+        safety=float(safety),
+        source=f"msign.design.polar_express(lower={lower:g}, steps={steps}, degree={degree}, "
+        f"safety={safety:g}, cushion={cushion:g}, rel={rel:g}): greedy minimax "
+        "(Amsel et al. 2025)",
+    )
+
+
+def jordan_style(steps: int = 5, lower: float = 1e-2, band: tuple[float, float] = (0.7, 1.2),
+                 *, extra_steps: int = 20, samples: int = 2000, tol: float = 1e-5) -> Schedule:
+    """Keller Jordan's criterion as a reproducible optimization: the steepest banded quintic.
+
+    Find the largest slope at zero a = p'(0) of one shared quintic (a, b, c) such that,
+    for every x in [lower, 1] (``samples`` geometric points), the composite map after
+    ``steps`` steps lies in ``band`` and stays there for ``extra_steps`` more steps (the
+    iteration "converges into the band" rather than to 1).  Bisection on a; for each a,
+    feasibility of (b, c) by Nelder-Mead on the band violation from fixed starting points,
+    so the result is deterministic.  With the defaults it lands at about
+    (3.586, -4.763, 1.924), near Jordan's hand-tuned (3.4445, -4.7750, 2.0315); certify
+    any result with :func:`msign.scalar.band`.
+
+    Examples
+    --------
+    >>> s = jordan_style()
+    >>> [round(v, 2) for v in s.coeffs[0]]
+    [3.59, -4.76, 1.92]
+    """
+    from scipy.optimize import minimize
+
+    _validate_design(lower, steps, 5, 1.0)
+    lo_b, hi_b = band
+    if not 0 < lo_b < 1 < hi_b:
+        raise ValueError(f"band must satisfy 0 < band[0] < 1 < band[1]; got {band!r}")
+    x = np.geomspace(lower, 1, samples)
+
+    def violation(bc: np.ndarray, a: float) -> float:
+        y, worst = x, 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(steps + extra_steps):
+                y = odd_poly((a, bc[0], bc[1]), y)
+                if k >= steps - 1:
+                    if not np.all(np.isfinite(y)):
+                        return np.inf
+                    worst = max(worst, lo_b - y.min(), y.max() - hi_b)
+        return worst
+
+    starts = [(-4.7, 2.0), (-2.0, 0.5), (-6.0, 3.0)]
+    a_lo, a_hi, best = 1.0, 8.0, None
+    while a_hi - a_lo > tol:
+        a = 0.5 * (a_lo + a_hi)
+        r = min((minimize(violation, s, args=(a,), method="Nelder-Mead",
+                          options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000})
+                 for s in starts), key=lambda r: r.fun)
+        if r.fun <= 0:
+            a_lo, best = a, (a, float(r.x[0]), float(r.x[1]))
+            starts = [tuple(r.x), *starts[:2]]
+        else:
+            a_hi = a
+    if best is None:
+        raise RuntimeError(f"no quintic keeps the {steps}-step map in {band} on [{lower}, 1]")
+    return Schedule([best], name=f"jordan-style-{steps}", default_steps=steps,
+                    source=f"msign.design.jordan_style(steps={steps}, lower={lower:g}, "
+                    f"band={band}): max slope at 0 s.t. the composite stays in the band")

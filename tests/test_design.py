@@ -1,0 +1,168 @@
+"""msign.design: exact derivations (sympy), Remez (mpmath), Polar Express, Jordan's criterion."""
+
+import mpmath
+import numpy as np
+import pytest
+import sympy
+
+from msign import Schedule, design, get_schedule, scalar
+from msign.schedules import odd_poly
+
+
+class TestTaylorNS:
+    @pytest.mark.parametrize(
+        "k,expected",
+        [
+            (1, ("3/2", "-1/2")),
+            (2, ("15/8", "-5/4", "3/8")),
+            (3, ("35/16", "-35/16", "21/16", "-5/16")),
+            (4, ("315/128", "-105/32", "189/64", "-45/32", "35/128")),
+        ],
+    )
+    def test_exact_rationals(self, k, expected):
+        assert design.taylor_ns(k) == tuple(sympy.Rational(e) for e in expected)
+
+    @pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+    def test_fixed_point_and_flatness_at_one(self, k):
+        x = sympy.Symbol("x")
+        p = design.taylor_ns(k, as_expr=True)
+        assert p.subs(x, 1) == 1
+        for j in range(1, k + 1):
+            assert sympy.diff(p, x, j).subs(x, 1) == 0
+        assert sympy.diff(p, x, k + 1).subs(x, 1) != 0
+
+    def test_matches_named_schedules(self):
+        assert get_schedule("cubic").coeffs[0] == tuple(float(c) for c in design.taylor_ns(1))
+        assert get_schedule("quintic").coeffs[0] == tuple(float(c) for c in design.taylor_ns(2))
+
+    @pytest.mark.parametrize("k", [0, -1, 1.5])
+    def test_bad_k(self, k):
+        with pytest.raises(ValueError, match="k must"):
+            design.taylor_ns(k)
+
+
+class TestPade:
+    def test_halley(self):
+        assert design.pade(1, 1) == ((3, 1), (1, 3))
+
+    def test_m0_is_taylor(self):
+        num, den = design.pade(2, 0)
+        assert num == design.taylor_ns(2) and den == (1,)
+
+    @pytest.mark.parametrize("m,n", [(1, 1), (2, 1), (1, 2), (2, 2), (0, 1)])
+    def test_fixes_one_and_matches_series(self, m, n):
+        x = sympy.Symbol("x")
+        num, den = design.pade(m, n)
+        f = sum(c * x ** (2 * j + 1) for j, c in enumerate(num)) / sum(
+            c * x ** (2 * j) for j, c in enumerate(den))
+        assert sympy.simplify(f.subs(x, 1)) == 1
+        # Order of contact with sign(x) = 1 at x = 1 is m + n + 1.
+        for j in range(1, m + n + 1):
+            assert sympy.simplify(sympy.diff(f, x, j).subs(x, 1)) == 0
+
+    def test_bad_args(self):
+        with pytest.raises(ValueError, match="m must"):
+            design.pade(-1, 1)
+
+
+class TestMinimaxOdd:
+    @pytest.mark.parametrize("lower,degree", [(1e-3, 5), (0.1, 3), (0.02, 7), (0.5, 9)])
+    def test_equioscillates(self, lower, degree):
+        c, E = design.minimax_odd(lower, 1.0, degree, dps=60)
+        with mpmath.workdps(60):
+            pts = [mpmath.mpf(lower), *scalar.stationary_points(c, mpmath.mpf(lower), 1), 1]
+            assert len(pts) == (degree + 3) // 2
+            errs = [odd_poly(c, x) - 1 for x in pts]
+            for i, e in enumerate(errs):
+                assert abs(e - (-1) ** (i + 1) * E) < mpmath.mpf(10) ** -20
+            # and E really is the max over the interval (dense check)
+            xs = np.linspace(lower, 1, 20001)
+            vals = np.abs(np.array([float(odd_poly(c, mpmath.mpf(x))) for x in xs]) - 1)
+            assert vals.max() <= float(E) * (1 + 1e-12)
+
+    def test_published_no_cushion_first_step(self):
+        # coefficients.md: (8.470329, -25.108075, 18.629276), error 0.9915.
+        c, E = design.minimax_odd(1e-3, 1.0, 5)
+        assert [round(float(v), 6) for v in c] == [8.470329, -25.108075, 18.629276]
+        assert round(float(E), 4) == 0.9915
+
+    @pytest.mark.parametrize(
+        "args,match",
+        [((0.0, 1.0, 5), "lower"), ((0.5, 0.4, 5), "lower"), ((0.1, 1.0, 4), "degree"),
+         ((0.1, 1.0, 0), "degree")],
+    )
+    def test_bad_args(self, args, match):
+        with pytest.raises(ValueError, match=match):
+            design.minimax_odd(*args)
+
+
+class TestPolarExpress:
+    def test_reproduces_published_table(self):
+        ours = design.polar_express(lower=1e-3, steps=8, degree=5, safety=1.01)
+        pub = get_schedule("polar-express")
+        assert ours.safety == pub.safety == 1.01
+        got, ref = np.array(ours.coeffs), np.array(pub.coeffs)
+        rel = np.abs(got - ref) / np.abs(ref)
+        # Steps 1-6: equal up to the float64 rounding of the published computation.
+        assert rel[:6].max() < 3e-15
+        # Step 7 is a minimax fit on [0.99881, 1.00119]; the published float64 solve of that
+        # nearly singular 4x4 system carries ~5e-12 noise, ours is computed at 60 digits.
+        assert rel[6].max() < 1e-10
+        # Step 8: the procedure gives Taylor scaled to u = 1 + 1.04e-9; the table prints
+        # the unscaled Taylor quintic (15/8, -5/4, 3/8).
+        assert rel[7].max() < 1e-8 and pub.coeffs[7] == (1.875, -1.25, 0.375)
+        # Both schedules are equally accurate: certified worst case at rounding level.
+        assert scalar.worst_case_error(ours, 1e-3) < 1e-14
+
+    @pytest.mark.parametrize("degree", [3, 5, 7])
+    @pytest.mark.parametrize("lower", [1e-4, 1e-2])
+    def test_any_degree_and_lower_converges(self, degree, lower):
+        s = design.polar_express(lower=lower, steps=14, degree=degree, safety=1.0)
+        assert s.degree == degree
+        assert scalar.worst_case_error(s, lower) < 1e-6
+
+    def test_first_step_is_minimax_without_cushion(self):
+        s = design.polar_express(lower=0.1, steps=1, degree=5, safety=1.0, cushion=0.0)
+        c, _ = design.minimax_odd(0.1, 1.0, 5)
+        np.testing.assert_allclose(s.coeffs[0], [float(v) for v in c], rtol=1e-15)
+
+    def test_beats_jordan_at_equal_cost(self):
+        s = design.polar_express(lower=1e-3, steps=5, degree=5, safety=1.0)
+        jordan = scalar.worst_case_error("jordan", 1e-3)
+        assert jordan == pytest.approx(0.52946, abs=1e-5)
+        assert scalar.worst_case_error(s, 1e-3) < jordan
+        assert s.matmuls() == get_schedule("jordan").matmuls()
+
+    def test_rounding_aware_design_survives_the_rounding_model(self):
+        plain = design.polar_express(safety=1.0)
+        aware = design.polar_express(safety=1.0, rel=2**-8)
+        assert scalar.rounding_band(plain, 1e-3, rel=2**-8)[1] > 2  # blows up under the model
+        lo, hi = scalar.rounding_band(aware, 1e-3, rel=2**-8)
+        assert 1 - 1e-5 < lo <= hi < 1 + 1e-5
+
+    @pytest.mark.parametrize(
+        "kwargs,match",
+        [({"lower": 0.0}, "lower"), ({"lower": 1.0}, "lower"), ({"degree": 4}, "degree"),
+         ({"steps": 0}, "steps"), ({"safety": 0.5}, "safety"), ({"cushion": 1.5}, "cushion"),
+         ({"rel": -1.0}, "rel")],
+    )
+    def test_bad_args(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            design.polar_express(**kwargs)
+
+    def test_json_roundtrip_into_msign(self, tmp_path):
+        import msign
+
+        s = design.polar_express(lower=1e-2, steps=4, degree=3)
+        s.to_json(tmp_path / "pe.json")
+        t = Schedule.from_json(tmp_path / "pe.json")
+        G = np.random.default_rng(0).standard_normal((10, 6))
+        np.testing.assert_array_equal(msign.msign(G, s), msign.msign(G, t))
+
+
+def test_jordan_style_lands_near_jordan():
+    s = design.jordan_style()
+    a, b, c = s.coeffs[0]
+    assert abs(a - 3.4445) < 0.2 and abs(b + 4.775) < 0.2 and abs(c - 2.0315) < 0.2
+    lo, hi = scalar.band(s, 1e-2)
+    assert 0.7 - 1e-3 <= lo and hi <= 1.2 + 1e-3
