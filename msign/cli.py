@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -16,7 +15,8 @@ import torch
 from . import metrics
 from .api import apply_method, as_dtype
 from .registry import METHODS
-from .schedules import SCHEDULES
+from .results import provenance, write_json
+from .schedules import SCHEDULES, Schedule
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -78,16 +78,9 @@ def compare(shape: Sequence[int], dtype: str, methods: Sequence[str], device: st
             "time_over_matmul": t / matmul_s,
         })
     return {
-        "shape": list(shape), "dtype": str(cd).replace("torch.", ""), "device": _device_name(dev),
-        "torch": torch.__version__, "seed": seed, "date": time.strftime("%Y-%m-%d"),
-        "matmul_s": matmul_s, "rows": rows,
+        **provenance(dev), "shape": list(shape), "dtype": str(cd).replace("torch.", ""),
+        "seed": seed, "matmul_s": matmul_s, "rows": rows,
     }
-
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def _fmt(v: object, spec: str) -> str:
@@ -113,14 +106,6 @@ def format_compare(res: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: str, obj: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m msign", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -132,6 +117,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--repeat", type=int, default=3)
     c.add_argument("--json", help="also write the results to this JSON file")
+    d = sub.add_parser("design", help="design a schedule and write it as JSON")
+    d.add_argument("kind", choices=["polar-express", "jordan-style"])
+    d.add_argument("--lower", type=float, default=1e-3)
+    d.add_argument("--steps", type=int, default=8)
+    d.add_argument("--degree", type=int, default=5)
+    d.add_argument("--safety", type=float, default=1.01)
+    d.add_argument("--rel", type=float, default=0.0, help="rounding-aware design (bf16: 2**-8)")
+    d.add_argument("--json", help="write the schedule to this file")
+    cf = sub.add_parser("certify", help="certified band and worst-case error of a schedule")
+    cf.add_argument("schedule", help="a schedule name or a JSON file written by 'design'")
+    cf.add_argument("--lower", type=float, default=1e-3)
+    cf.add_argument("--steps", type=int)
+    cf.add_argument("--rel", type=float, default=2.0**-8,
+                    help="relative perturbation per step for the rounding band (default bf16)")
     sub.add_parser("schedules", help="list the named schedules with their provenance")
     sub.add_parser("methods", help="list the registered methods")
     args = p.parse_args(argv)
@@ -148,7 +147,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = compare(args.shape, args.dtype, names, args.device, args.seed, args.repeat)
         print(format_compare(res))
         if args.json:
-            _write_json(args.json, res)
+            write_json(args.json, res)
+    elif args.cmd == "design":
+        from . import design
+
+        try:
+            if args.kind == "polar-express":
+                sched = design.polar_express(args.lower, args.steps, args.degree, args.safety,
+                                             rel=args.rel)
+            else:
+                sched = design.jordan_style(args.steps, args.lower)
+        except ValueError as e:
+            p.error(str(e))
+        text = sched.to_json(args.json)
+        print(text)
+    elif args.cmd == "certify":
+        from . import scalar
+
+        name = args.schedule
+        sched = SCHEDULES[name] if name in SCHEDULES else None
+        if sched is None:
+            if not os.path.exists(name):
+                p.error(f"{name!r} is neither a schedule name {sorted(SCHEDULES)} nor a file")
+            sched = Schedule.from_json(name)
+        try:
+            lo, hi = scalar.band(sched, args.lower, args.steps)
+            rlo, rhi = scalar.rounding_band(sched, args.lower, args.rel, args.steps)
+        except ValueError as e:
+            p.error(str(e))
+        k = sched.resolve_steps(args.steps)
+        print(f"{sched.name}: {k} steps, degree {sched.degree}, {sched.matmuls(k)} matmuls, "
+              f"safety {sched.safety:g}\n"
+              f"  certified band on [{args.lower:g}, 1]: [{lo:.10g}, {hi:.10g}]\n"
+              f"  certified worst-case |f - 1|: {max(1 - lo, hi - 1):.6e}\n"
+              f"  band with relative perturbation {args.rel:.3g} per step: [{rlo:.6g}, {rhi:.6g}]")
     elif args.cmd == "schedules":
         for s in SCHEDULES.values():
             print(f"{s.name:<14} steps={s.resolve_steps(None):<3} degree={s.degree} "

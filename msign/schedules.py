@@ -300,6 +300,22 @@ SCHEDULES: dict[str, Schedule] = {
             source="Amsel, Persson, Musco, Gower 2025 (arXiv:2505.16932), "
             "NoahAmsel/PolarExpress: 8 steps, degree 5, lower bound 1e-3, safety 1.01",
         ),
+        Schedule(
+            [
+                (8.255232252627957, -23.322270552255386, 16.96696016711914),
+                (4.0920259001392845, -2.914059829677679, 0.5343800456577589),
+                (3.938403424783387, -2.877270498530387, 0.5412935640532356),
+                (3.3281172739760296, -2.478797658571381, 0.5032237372522463),
+                (2.319183494224309, -1.6788453132658052, 0.4164422316671979),
+                (1.8939438006890703, -1.269990542143469, 0.37622791850092013),
+                (1.875020243344936, -1.2500120980442555, 0.37499185548316644),
+                (1.8750160935478577, -1.2500178809255598, 0.37500178748686497),
+            ],
+            name="polar-express-bf16",
+            source="msign.design.polar_express(lower=1e-3, steps=8, degree=5, safety=1, "
+            "rel=2**-8): each step minimax on the interval widened by one bf16 unit of "
+            "round-off; certified band under that rounding model stays within 1e-5 of 1",
+        ),
     ]
 }
 

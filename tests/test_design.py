@@ -133,6 +133,12 @@ class TestPolarExpress:
         assert scalar.worst_case_error(s, 1e-3) < jordan
         assert s.matmuls() == get_schedule("jordan").matmuls()
 
+    def test_named_bf16_schedule_is_the_rounding_aware_design(self):
+        s = design.polar_express(safety=1.0, rel=2**-8)
+        named = get_schedule("polar-express-bf16")
+        np.testing.assert_allclose(s.coeffs, named.coeffs, rtol=1e-14)
+        assert named.safety == 1.0
+
     def test_rounding_aware_design_survives_the_rounding_model(self):
         plain = design.polar_express(safety=1.0)
         aware = design.polar_express(safety=1.0, rel=2**-8)
