@@ -21,17 +21,21 @@ __all__ = ["normalize", "iterate", "run_schedule"]
 def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
     """Return ``X / (safety * ||X||_F)`` per matrix; the zero matrix stays zero.
 
-    The norm is accumulated in float64 so that fp32/bf16 input scaled by 1e+-30
-    neither overflows nor underflows; fp16 input is divided in fp32 because its
-    norm may exceed fp16's range.
+    The norm is taken in X's own dtype (torch's fast reduction); where it overflowed or
+    came out below sqrt(tiny) * 1e4 (squares underflowing), it is recomputed with float64
+    accumulation, so fp32/bf16 input scaled by 1e+-30 is handled.  fp16 input is always
+    normalized in fp32: its norm leaves fp16's range for ordinary matrices.
     """
-    acc = None if X.dtype == torch.float64 else torch.float64
-    nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=acc) * safety
-    # Clamping at the dtype's smallest normal maps the zero matrix to 0/tiny = 0, not NaN.
     if X.dtype == torch.float16:
-        nu = nu.clamp_min(torch.finfo(torch.float32).tiny).to(torch.float32)
+        nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.float32)
+        nu = (nu * safety).clamp_min(torch.finfo(torch.float32).tiny)
         return (X.to(torch.float32) / nu).to(X.dtype)
-    return X / nu.clamp_min(torch.finfo(X.dtype).tiny).to(X.dtype)
+    nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
+    floor = torch.finfo(X.dtype).tiny ** 0.5 * 1e4
+    if not bool(((nu > floor) & torch.isfinite(nu)).all()):
+        nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.float64)
+    # Clamping at the smallest normal maps the zero matrix to 0 / tiny = 0, not NaN.
+    return X / (nu * safety).clamp_min(torch.finfo(X.dtype).tiny).to(X.dtype)
 
 
 def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]]) -> torch.Tensor:
@@ -40,6 +44,10 @@ def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]]) -> torch.Tensor:
     Step ``(c0, c1, ..., cd)`` computes ``c0 X + (c1 A + c2 A^2 + ... + cd A^d) X``
     with ``A = X X^T`` (m x m), the inner polynomial by Horner in A.
     """
+    if X.dim() == 3 and (X.device.type == "cpu" or X.shape[0] == 1):
+        # Measured: on CPU a loop of addmm beats baddbmm (1.10 s vs 1.34 s for 12 bf16
+        # 768x2304 matrices, and 1.22x for a batch of one); on GPU batches > 1 win.
+        return torch.stack([iterate(x, coeffs) for x in X.unbind(0)])
     mm = torch.baddbmm if X.dim() == 3 else torch.addmm
     for c in coeffs:
         if len(c) == 1:

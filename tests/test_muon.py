@@ -1,0 +1,329 @@
+"""msign.optim.Muon against torch.optim.Muon / AdamW, resume, sharding, bad input."""
+
+import io
+import os
+import tempfile
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+import msign
+from msign.optim import Muon, muon_param_groups
+
+JORDAN = (3.4445, -4.7750, 2.0315)
+
+
+def torch_muon_rule_fp64(W, buf, g, lr, mu, wd, adjust):
+    """torch.optim.Muon's update rule written out, evaluated in float64."""
+    buf.lerp_(g, 1 - mu)
+    u = g.lerp(buf, mu)
+    X = u.T if u.shape[0] > u.shape[1] else u
+    X = X / X.norm().clamp(min=1e-7)
+    a, b, c = JORDAN
+    for _ in range(5):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X
+    X = X.T if u.shape[0] > u.shape[1] else X
+    rows, cols = W.shape
+    scale = (max(1, rows / cols) ** 0.5 if adjust == "original" else 0.2 * max(rows, cols) ** 0.5)
+    W.mul_(1 - lr * wd)
+    W.add_(X, alpha=-lr * scale)
+
+
+@pytest.mark.parametrize("adjust", ["original", "match_rms_adamw"])
+def test_equals_torch_rule_in_float64(adjust):
+    g = torch.Generator().manual_seed(0)
+    shapes = [(16, 32), (40, 12)]
+    Ws = [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
+    params = [nn.Parameter(W.clone()) for W in Ws]
+    opt = Muon(params, lr=0.05, momentum=0.9, weight_decay=0.1, msign="jordan",
+               msign_dtype=torch.float64, adjust_lr=adjust)
+    bufs = [torch.zeros_like(W) for W in Ws]
+    for _ in range(4):
+        grads = [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
+        for p, gr in zip(params, grads, strict=True):
+            p.grad = gr.clone()
+        opt.step()
+        for W, b, gr in zip(Ws, bufs, grads, strict=True):
+            torch_muon_rule_fp64(W, b, gr, 0.05, 0.9, 0.1, adjust)
+    for p, W in zip(params, Ws, strict=True):
+        assert (p.detach() - W).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_matches_torch_optim_muon_bf16(nesterov):
+    g = torch.Generator().manual_seed(1)
+    shapes = [(32, 64), (48, 16)]
+    ours = [nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    ref = [nn.Parameter(p.detach().clone()) for p in ours]
+    o1 = Muon(ours, lr=0.02, momentum=0.95, nesterov=nesterov, weight_decay=0.1,
+              msign="jordan", msign_dtype=torch.bfloat16, adjust_lr="original")
+    o2 = torch.optim.Muon(ref, lr=0.02, momentum=0.95, nesterov=nesterov, weight_decay=0.1,
+                          adjust_lr_fn="original")
+    for _ in range(5):
+        for a, b in zip(ours, ref, strict=True):
+            gr = torch.randn(a.shape, generator=g)
+            a.grad, b.grad = gr.clone(), gr.clone()
+        o1.step()
+        o2.step()
+    for a, b in zip(ours, ref, strict=True):
+        # Same bf16 kernel sequence: equal up to bf16 noise (in practice identical).
+        assert (a - b).abs().max() < 1e-3
+        assert torch.equal(o1.state[a]["momentum_buffer"], o2.state[b]["momentum_buffer"])
+
+
+def test_adamw_side_equals_torch_adamw():
+    g = torch.Generator().manual_seed(2)
+    ours = [nn.Parameter(torch.randn(7, generator=g)), nn.Parameter(torch.randn(5, 3, generator=g))]
+    ref = [nn.Parameter(p.detach().clone()) for p in ours]
+    o1 = Muon([{"params": ours, "use_muon": False}], adamw_lr=1e-2, adamw_betas=(0.9, 0.99),
+              adamw_eps=1e-8, adamw_weight_decay=0.05)
+    o2 = torch.optim.AdamW(ref, lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05)
+    for _ in range(10):
+        for a, b in zip(ours, ref, strict=True):
+            gr = torch.randn(a.shape, generator=g)
+            a.grad, b.grad = gr.clone(), gr.clone()
+        o1.step()
+        o2.step()
+    for a, b in zip(ours, ref, strict=True):
+        assert (a - b).abs().max() < 1e-6
+
+
+class TinyGPT(nn.Module):
+    def __init__(self, vocab=32, d=16, tied=True):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.wpe = nn.Embedding(8, d)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({"ln": nn.LayerNorm(d), "qkv": nn.Linear(d, 3 * d),
+                           "proj": nn.Linear(d, d, bias=False), "fc": nn.Linear(d, 4 * d)})
+            for _ in range(2))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        if tied:
+            self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.blocks:
+            h = b["ln"](x)
+            q, k, v = b["qkv"](h).chunk(3, dim=-1)
+            att = torch.softmax((q @ k.mT) / 4 + torch.full((idx.shape[1],) * 2, -1e9).triu(1), -1)
+            x = x + b["proj"](att @ v)
+            x = x + b["fc"](h).relu()[..., :16]
+        return self.lm_head(self.ln_f(x))
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3)
+        self.classifier = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.classifier(self.conv2(self.bn(self.conv1(x)).relu()).mean((-2, -1)))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_param_groups_gpt(tied):
+    model = TinyGPT(tied=tied)
+    groups = muon_param_groups(model)
+    muon_names = groups[0]["names"]
+    adamw_names = groups[1]["names"]
+    all_params = list(model.parameters())
+    grouped = [p for g in groups for p in g["params"]]
+    assert len(grouped) == len(all_params)
+    assert {id(p) for p in grouped} == {id(p) for p in all_params}
+    assert sorted(muon_names) == sorted(f"blocks.{i}.{n}.weight" for i in range(2)
+                                        for n in ("qkv", "proj", "fc"))
+    assert "wte.weight" in adamw_names and "wpe.weight" in adamw_names
+    assert ("lm_head.weight" in adamw_names) == (not tied)  # tied: listed once, as wte
+    assert all("ln" in n or n.endswith("bias") or "w" in n.split(".")[0] or "lm_head" in n
+               for n in adamw_names)
+
+
+def test_param_groups_cnn_and_overrides():
+    model = TinyCNN()
+    groups = muon_param_groups(model)
+    assert groups[0]["names"] == ["conv1.weight", "conv2.weight"]
+    assert set(groups[1]["names"]) == {"conv1.bias", "bn.weight", "bn.bias", "conv2.bias",
+                                       "classifier.weight", "classifier.bias"}
+    groups = muon_param_groups(model, adamw=["conv1.*"], muon=["classifier.weight"])
+    assert groups[0]["names"] == ["conv2.weight", "classifier.weight"]
+
+
+def test_conv_flatten_split_and_batch():
+    torch.manual_seed(0)
+    conv = nn.Parameter(torch.zeros(8, 3, 3, 3, dtype=torch.float64))
+    qkv = nn.Parameter(torch.zeros(12, 4, dtype=torch.float64))
+    heads = nn.Parameter(torch.zeros(3, 5, 4, dtype=torch.float64))
+    opt = Muon([{"params": [conv]}, {"params": [qkv], "split": 3},
+                {"params": [heads], "batch_matrices": True}],
+               lr=1.0, msign="svd", msign_dtype=torch.float64, adjust_lr=None)
+    for p in (conv, qkv, heads):
+        p.grad = torch.randn(p.shape, dtype=torch.float64)
+    opt.step()
+    eye = torch.eye
+    W = -conv.detach().reshape(8, 27)
+    assert torch.allclose(W @ W.T, eye(8, dtype=torch.float64), atol=1e-12)
+    for blk in (-qkv.detach()).reshape(3, 4, 4):
+        assert torch.allclose(blk @ blk.T, eye(4, dtype=torch.float64), atol=1e-12)
+    for h in -heads.detach():
+        assert torch.allclose(h.T @ h, eye(4, dtype=torch.float64), atol=1e-12)
+
+
+def make_model_and_opt(method="polar-express", seed=0, **kw):
+    torch.manual_seed(seed)
+    model = TinyGPT(tied=False)
+    opt = Muon(muon_param_groups(model), lr=0.02, msign=method, **kw)
+    return model, opt
+
+
+def train_steps(model, opt, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(n):
+        # learnable data: each sequence counts up by a fixed stride mod 32
+        start = torch.randint(0, 32, (4, 1), generator=g)
+        idx = (start + 3 * torch.arange(8)) % 32
+        loss = nn.functional.cross_entropy(model(idx[:, :-1]).flatten(0, 1), idx[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_resume_is_bit_exact():
+    m1, o1 = make_model_and_opt()
+    train_steps(m1, o1, 3, seed=10)
+    buf = io.BytesIO()
+    torch.save({"model": m1.state_dict(), "opt": o1.state_dict()}, buf)
+    train_steps(m1, o1, 3, seed=11)
+
+    m2, o2 = make_model_and_opt(seed=99)
+    buf.seek(0)
+    ck = torch.load(buf)
+    m2.load_state_dict(ck["model"])
+    o2.load_state_dict(ck["opt"])
+    train_steps(m2, o2, 3, seed=11)
+    for a, b in zip(m1.parameters(), m2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["raise", "skip"])
+def test_nonfinite_gradient_leaves_everything_untouched(mode):
+    model, opt = make_model_and_opt(nonfinite=mode)
+    train_steps(model, opt, 2, seed=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    state_before = io.BytesIO()
+    torch.save(opt.state_dict(), state_before)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    next(model.parameters()).grad[0, 0] = float("nan")
+    if mode == "raise":
+        with pytest.raises(FloatingPointError, match="NaN or Inf"):
+            opt.step()
+    else:
+        opt.step()
+        assert opt.skipped_steps == 1 and opt.state_dict()["skipped_steps"] == 1
+    for a, b in zip(before, model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    state_before.seek(0)
+    old = torch.load(state_before)["state"]
+    new = opt.state_dict()["state"]
+    for k in old:
+        for name, v in old[k].items():
+            assert torch.equal(torch.as_tensor(v), torch.as_tensor(new[k][name]))
+
+
+@pytest.mark.parametrize("method", sorted(msign.METHODS))
+def test_every_method_trains(method):
+    model, opt = make_model_and_opt(method=method, msign_dtype=torch.float32)
+    losses = train_steps(model, opt, 25, seed=5)
+    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:3]) / 3
+
+
+def test_schedule_and_callable_msign():
+    s = msign.design.polar_express(lower=1e-2, steps=5)
+    model, opt = make_model_and_opt(method=s)
+    losses = train_steps(model, opt, 25, seed=3)
+    assert sum(losses[-5:]) / 5 < 0.85 * sum(losses[:3]) / 3
+    seen = []
+
+    def fn(M):
+        seen.append((M.shape, M.dtype))
+        return msign.msign(M, "svd")
+
+    model, opt = make_model_and_opt(method=fn)
+    train_steps(model, opt, 1, seed=3)
+    assert len(seen) == 6 and all(d == torch.float32 for _, d in seen)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [({"lr": -1.0}, ValueError, "lr"), ({"momentum": 1.0}, ValueError, "momentum"),
+     ({"adjust_lr": "sqrt"}, ValueError, "adjust_lr"), ({"msign": "nope"}, ValueError, "nope"),
+     ({"msign": 3}, TypeError, "msign"), ({"nonfinite": "ignore"}, ValueError, "nonfinite"),
+     ({"msign_dtype": "int8"}, ValueError, "msign_dtype")],
+)
+def test_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        Muon([nn.Parameter(torch.zeros(3, 3))], **kwargs)
+
+
+def test_rejects_vectors_in_muon_group_and_bad_split():
+    with pytest.raises(ValueError, match="use_muon=False"):
+        Muon([nn.Parameter(torch.zeros(3))])
+    with pytest.raises(ValueError, match="split"):
+        Muon([{"params": [nn.Parameter(torch.zeros(10, 3))], "split": 3}])
+
+
+# -- torch.distributed (gloo, 2 CPU processes) ------------------------------------------
+
+def _shapes():
+    return [(16, 8), (16, 8), (8, 24), (16, 8), (8, 24), (12, 12), (12, 12)]
+
+
+def _run(rank, world, init_file, out_dir, steps=3):
+    if world > 1:
+        torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}",
+                                             rank=rank, world_size=world)
+    torch.manual_seed(0)
+    params = [nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in _shapes()]
+    calls = []
+
+    def counting(M):
+        calls.append(tuple(M.shape))
+        return msign.msign(M, "polar-express")
+
+    opt = Muon(params, lr=0.05, msign=counting)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64)
+        opt.step()
+    torch.save({"params": [p.detach() for p in params], "calls": calls},
+               os.path.join(out_dir, f"rank{rank}_of{world}.pt"))
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
+def test_distributed_gloo_equals_single_process():
+    with tempfile.TemporaryDirectory() as d:
+        _run(0, 1, None, d)
+        mp.spawn(_run, args=(2, os.path.join(d, "init"), d), nprocs=2, join=True)
+        single = torch.load(os.path.join(d, "rank0_of1.pt"))
+        r0 = torch.load(os.path.join(d, "rank0_of2.pt"))
+        r1 = torch.load(os.path.join(d, "rank1_of2.pt"))
+    for a, b, c in zip(single["params"], r0["params"], r1["params"], strict=True):
+        assert torch.equal(b, c)  # every rank ends identical
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)  # and equal to one process
+    n = len(_shapes()) * 3
+    assert len(single["calls"]) == n
+    assert len(r0["calls"]) + len(r1["calls"]) == n  # each matrix orthogonalized once
+    assert len(r0["calls"]) == 12 and len(r1["calls"]) == 9  # dealt round-robin per shape
