@@ -88,7 +88,7 @@ def _fmt(v: object, spec: str) -> str:
 
 
 def format_compare(res: dict) -> str:
-    head = (f"{'method':<14} {'compute':<9} {'steps':>5} {'matmuls':>7} {'max|s-1|':>9} "
+    head = (f"{'method':<19} {'compute':<9} {'steps':>5} {'matmuls':>7} {'max|s-1|':>9} "
             f"{'|XtX-I|_F':>9} {'dist_svd':>9} {'time_ms':>9} {'x matmul':>8}")
     lines = [
         f"G: Gaussian {'x'.join(map(str, res['shape']))}, {res['dtype']}, {res['device']}, "
@@ -99,7 +99,7 @@ def format_compare(res: dict) -> str:
     ]
     for r in res["rows"]:
         lines.append(
-            f"{r['method']:<14} {r['compute_dtype']:<9} {_fmt(r['steps'], '>5')} "
+            f"{r['method']:<19} {r['compute_dtype']:<9} {_fmt(r['steps'], '>5')} "
             f"{_fmt(r['matmuls'], '>7')} {r['max_sigma_err']:>9.2e} {r['orth_err']:>9.2e} "
             f"{r['dist_svd']:>9.2e} {1e3 * r['time_s']:>9.2f} {r['time_over_matmul']:>8.1f}"
         )
