@@ -24,7 +24,9 @@ from typing import Any
 import mpmath
 import numpy as np
 
-__all__ = ["Schedule", "get_schedule", "SCHEDULES"]
+__all__ = ["Schedule", "get_schedule", "SCHEDULES", "NORMALIZATIONS"]
+
+NORMALIZATIONS = ("fro", "schatten4")
 
 
 def check_steps(steps: Any) -> int:
@@ -76,6 +78,11 @@ class Schedule:
         Where the coefficients come from (paper, repository, procedure).
     default_steps : int, optional
         Steps used when ``steps=None``; defaults to ``len(coeffs)``.
+    normalization : {"fro", "schatten4"}
+        The upper bound nu >= ||G||_2 that X_0 = G / (safety * nu) divides by: the
+        Frobenius norm (Jordan, Polar Express), or the Schatten-4 norm
+        (sum sigma^4)^(1/4) = ||G G^T||_F^(1/2), tighter by up to min(m, n)^(1/4) and free:
+        the Gram matrix it needs is the first step's own.
 
     Raises
     ------
@@ -97,6 +104,7 @@ class Schedule:
     safety: float = 1.0
     source: str = ""
     default_steps: int | None = None
+    normalization: str = "fro"
     _table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +130,9 @@ class Schedule:
             not isinstance(self.default_steps, int) or self.default_steps < 1
         ):
             raise ValueError(f"default_steps must be a positive int; got {self.default_steps!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}; got {self.normalization!r}")
         n = len(table)
         # The last entry is the fixed point the iteration repeats; Polar Express leaves it
         # unscaled so that repeating it converges to 1 exactly.
@@ -153,7 +164,9 @@ class Schedule:
         return sum(len(c) if len(c) > 1 else 0 for c in self.step_coeffs(steps))
 
     def scalar_map(self, x: Any, steps: int | None = None) -> Any:
-        """Composite map f = p_k o ... o p_1 applied to x = sigma / (safety * ||G||_F).
+        """Composite map f = p_k o ... o p_1 applied to x = sigma / (safety * nu).
+
+        nu is the ``normalization`` norm of G (Frobenius by default).
 
         ``x`` may be a float or array (evaluated in float64) or an ``mpmath.mpf``
         / list of them (evaluated at the current ``mpmath.mp`` precision, with the
@@ -176,13 +189,15 @@ class Schedule:
             "safety": self.safety,
             "source": self.source,
             "default_steps": self.default_steps,
+            "normalization": self.normalization,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Schedule:
         if not isinstance(d, dict) or "coeffs" not in d:
             raise ValueError("a schedule dict needs at least the key 'coeffs'")
-        unknown = set(d) - {"name", "coeffs", "safety", "source", "default_steps"}
+        unknown = set(d) - {"name", "coeffs", "safety", "source", "default_steps",
+                            "normalization"}
         if unknown:
             raise ValueError(f"unknown schedule keys: {sorted(unknown)}")
         return cls(**d)

@@ -104,7 +104,8 @@ class TestAgainstScipy:
 def exact_scalar_prediction(G, sched, steps):
     """U f(Sigma / nu) V^T, the engine's exact-arithmetic result, from a float64 SVD."""
     U, s, Vt = np.linalg.svd(G, full_matrices=False)
-    nu = sched.safety * np.linalg.norm(G)
+    norm = np.linalg.norm(G) if sched.normalization == "fro" else (s**4).sum() ** 0.25
+    nu = sched.safety * norm
     return (U * sched.scalar_map(s / nu, steps)) @ Vt
 
 
@@ -115,6 +116,8 @@ class TestEngine:
         get_schedule("you"),
         Schedule([(15 / 8, -10 / 8, 3 / 8)], name="quintic"),
         Schedule([(2.2, -2.0, 1.3, -0.5), (1.9, -1.1, 0.2)], name="user-deg7", safety=1.02),
+        Schedule(get_schedule("polar-express").coeffs, name="pe-schatten4", safety=1.01,
+                 normalization="schatten4"),
     ]
 
     @pytest.mark.parametrize("sched", SCHEDULES, ids=lambda s: s.name)
@@ -362,6 +365,7 @@ class TestBadInput:
             ({"coeffs": [(1.5, -0.5)], "safety": 0.9}, ValueError, "safety"),
             ({"coeffs": [(1.5, -0.5)], "default_steps": 0}, ValueError, "default_steps"),
             ({"coeffs": [(1.5, -0.5)], "name": ""}, TypeError, "name"),
+            ({"coeffs": [(1.5, -0.5)], "normalization": "spectral"}, ValueError, "normalization"),
         ],
     )
     def test_malformed_schedule(self, kwargs, exc, match):
@@ -410,6 +414,21 @@ class TestScheduleJson:
         t = Schedule.from_json(path)
         assert t == s and t.step_coeffs() == s.step_coeffs()
         assert Schedule.from_json(s.to_json()) == s
+
+    def test_normalization_roundtrips(self):
+        s = Schedule([(1.5, -0.5)], normalization="schatten4")
+        assert Schedule.from_json(s.to_json()).normalization == "schatten4"
+
+    def test_schatten4_is_tighter_and_safe(self):
+        s = Schedule([(1.5, -0.5)], default_steps=1, normalization="schatten4")
+        G = gaussian((64, 256), seed=6, dtype=torch.float64)
+        # one cubic step from a larger x: closer to 1 than with the Frobenius bound
+        fro = Schedule([(1.5, -0.5)], default_steps=1)
+        assert (msign.metrics.sigma_band(msign.msign(G, s))[0]
+                > msign.metrics.sigma_band(msign.msign(G, fro))[0])
+        for scale in (1e30, 1e-30):
+            assert torch.isfinite(msign.msign((G * scale).float(), s)).all()
+        assert torch.equal(msign.msign(torch.zeros(2, 3, 4), s), torch.zeros(2, 3, 4))
 
     def test_unknown_key(self):
         with pytest.raises(ValueError, match="unknown schedule keys"):
