@@ -11,11 +11,10 @@ measured in the same run (both Muons: Jordan's coefficients, 5 steps, bf16).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from msign.bench import median_time
 from msign.optim import Muon
 from msign.results import provenance, write_json
 
@@ -29,20 +28,6 @@ def make_params(d: int, layers: int, device: torch.device) -> list[torch.nn.Para
         p.grad = torch.randn(s, generator=g).to(device)
         ps.append(p)
     return ps
-
-
-def time_step(opt: torch.optim.Optimizer, device: torch.device, repeat: int) -> float:
-    opt.step()
-    times = []
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -62,7 +47,7 @@ def main() -> None:
         "msign Muon polar-express": Muon(ps, lr=0.02, msign="polar-express"),
         "msign Muon you": Muon(ps, lr=0.02, msign="you"),
     }
-    times = {name: time_step(o, dev, args.repeat) for name, o in opts.items()}
+    times = {name: median_time(o.step, dev, args.repeat) for name, o in opts.items()}
     res = {**provenance(dev), "d_model": args.d_model, "layers": args.layers,
            "n_matrices": len(ps), "n_params": sum(p.numel() for p in ps),
            "step_s": times,

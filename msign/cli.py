@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from . import metrics
 from .api import apply_method, as_dtype
+from .bench import median_time
 from .registry import METHODS
 from .results import provenance, write_json
 from .schedules import SCHEDULES, Schedule
@@ -29,24 +28,6 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
-    """Median wall time of ``fn`` over ``repeat`` runs after one warm-up run."""
-    fn()
-    _sync(device)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def compare(shape: Sequence[int], dtype: str, methods: Sequence[str], device: str = "cpu",
             seed: int = 0, repeat: int = 3) -> dict:
     """Run every method on one Gaussian matrix; errors are measured in float64 vs the SVD."""
@@ -58,13 +39,13 @@ def compare(shape: Sequence[int], dtype: str, methods: Sequence[str], device: st
     m, n = shape[-2:]
     A, B = G[..., : min(m, n), :] if m <= n else G.mT[..., :n, :], None
     B = A.mT
-    matmul_s = _time(lambda: A @ B, dev, repeat)
+    matmul_s = median_time(lambda: A @ B, dev, repeat)
     rows = []
     for name in methods:
         method = METHODS[name]
         info: dict = {}
         X = apply_method(G, method, info=info)
-        t = _time(lambda: apply_method(G, method), dev, repeat)  # noqa: B023
+        t = median_time(lambda: apply_method(G, method), dev, repeat)  # noqa: B023
         Xc = X.to("cpu")
         rows.append({
             "method": name,
@@ -131,6 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cf.add_argument("--steps", type=int)
     cf.add_argument("--rel", type=float, default=2.0**-8,
                     help="relative perturbation per step for the rounding band (default bf16)")
+    b = sub.add_parser("bench", help="time per call vs torch's Newton-Schulz, SVD, matmul rate")
+    b.add_argument("--shapes", default="1024x1024,1024x4096,8x512x512",
+                   help="comma-separated shapes")
+    b.add_argument("--dtype", default="bf16")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--methods", default="jordan,you,polar-express,qdwh,svd")
+    b.add_argument("--repeat", type=int, default=5)
+    b.add_argument("--json", help="also write the results to this JSON file")
     sub.add_parser("schedules", help="list the named schedules with their provenance")
     sub.add_parser("methods", help="list the registered methods")
     args = p.parse_args(argv)
@@ -146,6 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(str(e))
         res = compare(args.shape, args.dtype, names, args.device, args.seed, args.repeat)
         print(format_compare(res))
+        if args.json:
+            write_json(args.json, res)
+    elif args.cmd == "bench":
+        from . import bench
+
+        try:
+            shapes = [_shape(t) for t in args.shapes.split(",")]
+            dtype = as_dtype(args.dtype, "--dtype")
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
+            p.error(str(e))
+        names = args.methods.split(",")
+        unknown = [n for n in names if n not in METHODS]
+        if unknown:
+            p.error(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+        res = bench.run(shapes, dtype, args.device, names, args.repeat)
+        print(bench.format_rows(res))
         if args.json:
             write_json(args.json, res)
     elif args.cmd == "design":

@@ -31,3 +31,15 @@ def test_unknown_method_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--methods", "svd,bogus"])
     assert "bogus" in capsys.readouterr().err
+
+
+def test_bench_prints_ratios(capsys, tmp_path):
+    out = tmp_path / "b.json"
+    main(["bench", "--shapes", "32x64,2x16x16", "--methods", "jordan,svd", "--repeat", "1",
+          "--json", str(out)])
+    res = json.loads(out.read_text())
+    rows = {(tuple(r["shape"]), r["method"]): r for r in res["rows"]}
+    jordan = rows[((32, 64), "jordan")]
+    assert jordan["ratio_torch_ns"] > 0 and jordan["floor_fraction"] > 0
+    assert jordan["flops"] == 5 * 4 * 32 * 32 * 64 + 5 * 2 * 32**3
+    assert "/torchNS" in capsys.readouterr().out
