@@ -100,11 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--json", help="also write the results to this JSON file")
     d = sub.add_parser("design", help="design a schedule and write it as JSON")
     d.add_argument("kind", choices=["polar-express", "jordan-style"])
-    d.add_argument("--lower", type=float, default=1e-3)
-    d.add_argument("--steps", type=int, default=8)
-    d.add_argument("--degree", type=int, default=5)
-    d.add_argument("--safety", type=float, default=1.01)
-    d.add_argument("--rel", type=float, default=0.0, help="rounding-aware design (bf16: 2**-8)")
+    d.add_argument("--lower", type=float, help="default: 1e-3 (polar-express), 1e-2 (jordan)")
+    d.add_argument("--steps", type=int, help="default: 8 (polar-express), 5 (jordan-style)")
+    d.add_argument("--degree", type=int, default=5, help="polar-express only")
+    d.add_argument("--safety", type=float, default=1.01, help="polar-express only")
+    d.add_argument("--rel", type=float, default=0.0,
+                   help="polar-express only: rounding-aware design (bf16: 2**-8)")
     d.add_argument("--json", help="write the schedule to this file")
     cf = sub.add_parser("certify", help="certified band and worst-case error of a schedule")
     cf.add_argument("schedule", help="a schedule name or a JSON file written by 'design'")
@@ -156,13 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.cmd == "design":
         from . import design
 
+        given = {k: v for k, v in (("lower", args.lower), ("steps", args.steps)) if v is not None}
         try:
             if args.kind == "polar-express":
-                sched = design.polar_express(args.lower, args.steps, args.degree, args.safety,
-                                             rel=args.rel)
+                sched = design.polar_express(degree=args.degree, safety=args.safety,
+                                             rel=args.rel, **given)
             else:
-                sched = design.jordan_style(args.steps, args.lower)
-        except ValueError as e:
+                sched = design.jordan_style(**given)
+        except (ValueError, RuntimeError) as e:
             p.error(str(e))
         text = sched.to_json(args.json)
         print(text)

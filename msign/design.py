@@ -321,7 +321,7 @@ def jordan_style(steps: int = 5, lower: float = 1e-2, band: tuple[float, float] 
                 y = odd_poly((a, bc[0], bc[1]), y)
                 if k >= steps - 1:
                     if not np.all(np.isfinite(y)):
-                        return np.inf
+                        return 1e6  # diverged: finite, so Nelder-Mead's simplex stays finite
                     worst = max(worst, lo_b - y.min(), y.max() - hi_b)
         return worst
 

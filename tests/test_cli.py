@@ -43,3 +43,20 @@ def test_bench_prints_ratios(capsys, tmp_path):
     assert jordan["ratio_torch_ns"] > 0 and jordan["floor_fraction"] > 0
     assert jordan["flops"] == 5 * 4 * 32 * 32 * 64 + 5 * 2 * 32**3
     assert "/torchNS" in capsys.readouterr().out
+
+
+def test_design_then_certify(capsys, tmp_path):
+    out = tmp_path / "pe.json"
+    main(["design", "polar-express", "--lower", "1e-2", "--steps", "5", "--json", str(out)])
+    capsys.readouterr()
+    main(["certify", str(out), "--lower", "1e-2"])
+    text = capsys.readouterr().out
+    assert "certified worst-case |f - 1|" in text and "15 matmuls" in text
+    with pytest.raises(SystemExit):
+        main(["design", "polar-express", "--lower", "2.0"])
+    assert "lower" in capsys.readouterr().err
+
+
+def test_design_jordan_style_defaults(capsys):
+    main(["design", "jordan-style"])
+    assert '"name": "jordan-style-5"' in capsys.readouterr().out
