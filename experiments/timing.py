@@ -30,10 +30,11 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
-    dtype = as_dtype(args.dtype or ("bf16" if kind == "cuda" else "fp32"), "--dtype")
+    dname = args.dtype or ("bf16" if kind == "cuda" else "fp32")
+    dtype = as_dtype(dname, "--dtype")
     res = run(SHAPES[kind], dtype, args.device, METHODS_TIMED, args.repeat,
               progress=lambda xs: tqdm(xs, desc="shapes"))
-    write_json(args.out or f"results/timing/{kind}_{res['dtype']}.json", res)
+    write_json(args.out or f"results/timing/{kind}_{dname}.json", res)
     print(format_rows(res))
 
 
