@@ -108,3 +108,21 @@ def test_lr_schedule():
     assert train_lm.lr_at(0, 100, 10) == pytest.approx(0.1)
     assert train_lm.lr_at(9, 100, 10) == pytest.approx(1.0)
     assert train_lm.lr_at(99, 100, 10) == pytest.approx(0.1, abs=1e-3)
+
+
+def test_sweep_tiny(corpus, tmp_path):
+    from experiments import compare_optimizers
+
+    s = compare_optimizers.main([
+        "--preset", "smoke", "--steps", "8", "--adamw-lrs", "1e-3,3e-3", "--muon-lrs", "0.02",
+        "--methods", "jordan,polar-express", "--seeds", "0,1", "--cache", str(corpus),
+        "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert saved["table"] == s["table"] and (tmp_path / "out" / "val_vs_step.png").exists()
+    assert len(saved["runs"]) == 4 + 3  # 4 seed-0 runs, then seed 1 at each best lr
+    for key in ("corpus", "model", "device", "torch", "date"):
+        assert key in saved
+    r = saved["runs"][0]
+    assert {"optimizer", "msign", "lr", "seed", "tokens_per_step", "val", "wall_s"} <= set(r)
+    adamw = next(t for t in saved["table"] if t["optimizer"] == "adamw")
+    assert adamw["seeds"] == 2 and adamw["fraction_of_adamw_steps"] == 1.0

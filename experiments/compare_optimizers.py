@@ -1,0 +1,152 @@
+"""The sweep: AdamW vs Muon under every msign method on the Shakespeare GPT.
+
+    python -m experiments.compare_optimizers --preset cpu [--device cuda] [--out results/lm]
+
+Phase 1 runs every learning rate with seed 0: AdamW over ``--adamw-lrs``, Muon (AdamW for
+embeddings, head and norms) over ``--muon-lrs`` for each of ``--methods``.  Phase 2 reruns
+the best learning rate of each optimizer/method with the other ``--seeds``.  Every run is a
+resumable ``train_lm`` directory under ``--runs``; an interrupted sweep continues where it
+stopped.  Writes ``OUT/summary.json`` (all runs' validation curves, the table of best final
+val loss mean and spread over seeds, and the fraction of AdamW's steps each Muon needs to
+reach AdamW's final val loss, on the seed-averaged curve) and ``OUT/val_vs_step.png``,
+``OUT/val_vs_wall.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from msign.results import provenance, write_json
+
+from . import train_lm
+
+DEFAULT_METHODS = "svd,cubic,jordan,you,polar-express,polar-express-bf16"
+
+
+def run_dir(runs: Path, opt: str, method: str, lr: float, seed: int) -> Path:
+    name = "adamw" if opt == "adamw" else f"muon-{method}"
+    return runs / f"{name}-lr{lr:g}-s{seed}"
+
+
+def train(args: argparse.Namespace, opt: str, method: str, lr: float, seed: int) -> dict:
+    out = run_dir(Path(args.runs), opt, method, lr, seed)
+    argv = ["--optimizer", opt, "--lr", str(lr), "--preset", args.preset, "--seed", str(seed),
+            "--out", str(out), "--device", args.device]
+    if opt == "muon":
+        argv += ["--msign", method]
+    if args.steps:
+        argv += ["--steps", str(args.steps)]
+    if args.cache:
+        argv += ["--cache", args.cache]
+    cfg = train_lm.main(argv)
+    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"optimizer": opt, "msign": None if opt == "adamw" else method, "lr": lr,
+            "seed": seed, "tokens_per_step": cfg["tokens_per_step"],
+            "val": [[r["step"], r["val_loss"]] for r in recs if "val_loss" in r],
+            "wall_s": recs[-1]["wall_s"], "_cfg": cfg}
+
+
+def steps_to_reach(val: list, target: float) -> int | None:
+    """First evaluated step whose val loss is <= target (None if never)."""
+    return next((s for s, v in val if v <= target), None)
+
+
+def mean_curve(runs: list[dict]) -> list[list[float]]:
+    """Validation curve averaged over seeds (runs share their evaluation steps)."""
+    steps = [s for s, _ in runs[0]["val"]]
+    return [[s, float(np.mean([r["val"][i][1] for r in runs]))] for i, s in enumerate(steps)]
+
+
+def analyse(runs: list[dict]) -> list[dict]:
+    groups: dict[tuple, dict[float, list]] = {}
+    for r in runs:
+        groups.setdefault((r["optimizer"], r["msign"]), {}).setdefault(r["lr"], []).append(r)
+    table = []
+    for (opt, method), by_lr in groups.items():
+        best_lr = min(by_lr, key=lambda lr: np.mean([r["val"][-1][1] for r in by_lr[lr]]))
+        finals = [r["val"][-1][1] for r in by_lr[best_lr]]
+        table.append({"optimizer": opt, "msign": method, "best_lr": best_lr,
+                      "final_val_mean": float(np.mean(finals)),
+                      "final_val_spread": float(np.max(finals) - np.min(finals)),
+                      "seeds": len(finals), "_runs": by_lr[best_lr]})
+    adamw = next((t for t in table if t["optimizer"] == "adamw"), None)
+    for t in table:
+        if adamw is None:
+            break
+        total = adamw["_runs"][0]["val"][-1][0]
+        reach = steps_to_reach(mean_curve(t["_runs"]), adamw["final_val_mean"])
+        t["fraction_of_adamw_steps"] = None if reach is None else reach / total
+    for t in table:
+        del t["_runs"]
+    return sorted(table, key=lambda t: t["final_val_mean"])
+
+
+def plot(runs: list[dict], table: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = {(t["optimizer"], t["msign"]): t["best_lr"] for t in table}
+    for key, xlabel, fname in (("step", "step", "val_vs_step.png"),
+                               ("wall", "wall time [s]", "val_vs_wall.png")):
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for r in runs:
+            if r["seed"] != 0 or best.get((r["optimizer"], r["msign"])) != r["lr"]:
+                continue
+            steps, vals = zip(*r["val"], strict=True)
+            xs = steps if key == "step" else [s / steps[-1] * r["wall_s"] for s in steps]
+            label = "AdamW" if r["optimizer"] == "adamw" else f"Muon {r['msign']}"
+            ax.plot(xs, vals, label=f"{label} (lr {r['lr']:g})")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation loss [nats/byte]")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=120)
+        plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--adamw-lrs", default="1e-3,3e-3,1e-2")
+    ap.add_argument("--muon-lrs", default="0.01,0.03")
+    ap.add_argument("--methods", default=DEFAULT_METHODS)
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--runs", default="runs/lm")
+    ap.add_argument("--out", default="results/lm")
+    ap.add_argument("--cache")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    grid = [("adamw", "-", float(lr)) for lr in args.adamw_lrs.split(",")]
+    grid += [("muon", m, float(lr)) for m in args.methods.split(",")
+             for lr in args.muon_lrs.split(",")]
+    runs = [train(args, o, m, lr, seeds[0]) for o, m, lr in grid]
+    for t in analyse(runs):  # phase 2: the other seeds at each best learning rate
+        for seed in seeds[1:]:
+            runs.append(train(args, t["optimizer"], t["msign"] or "-", t["best_lr"], seed))
+    table = analyse(runs)
+    cfg = runs[0]["_cfg"]
+    summary = {"corpus": cfg["corpus"], "val_works": cfg["val_works"], "model": cfg["model"],
+               "n_params": cfg["n_params"], "preset": args.preset, **provenance(args.device),
+               "table": table, "runs": [{k: v for k, v in r.items() if k != "_cfg"}
+                                        for r in runs]}
+    out = Path(args.out)
+    write_json(out / "summary.json", summary)
+    plot(runs, table, out)
+    for t in table:
+        frac = t.get("fraction_of_adamw_steps")
+        print(f"{t['optimizer']:<6} {t['msign'] or '':<19} lr={t['best_lr']:<6g} "
+              f"val={t['final_val_mean']:.4f} ±{t['final_val_spread']:.4f} "
+              f"steps/AdamW={'-' if frac is None else f'{frac:.2f}'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
