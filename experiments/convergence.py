@@ -26,6 +26,13 @@ SCHEDULED = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-expres
 CLASSICAL = ["newton", "qdwh"]
 
 
+def captured(path: str) -> dict[str, torch.Tensor]:
+    """Real gradients/momenta saved by experiments.capture, as float64 matrices."""
+    with np.load(path) as z:
+        return {k.replace("/", ":"): torch.from_numpy(z[k]).double() for k in z.files
+                if k.endswith(("grad", "momentum")) and "step" in k}
+
+
 def families(m: int, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Float64 test matrices (m <= n) with prescribed spectra."""
     g = torch.Generator().manual_seed(seed)
@@ -93,16 +100,21 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", default="256x512")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--gradients", help="an .npz from experiments.capture: add its matrices")
     args = ap.parse_args()
     m, n = (int(v) for v in args.size.split("x"))
     dev = torch.device(args.device)
     fams = families(m, n)
+    if args.gradients:
+        fams.update(captured(args.gradients))
     res = {**provenance(dev), "size": [m, n], "runs": []}
     for dname in args.dtypes.split(","):
         # tf32: float32 storage, TensorFloat-32 matmuls (CUDA only).
         dtype = torch.float32 if dname == "tf32" else as_dtype(dname, "--dtypes")
         torch.backends.cuda.matmul.allow_tf32 = dname == "tf32"
         for fam, G64 in tqdm(fams.items(), desc=dname):
+            if G64.shape[0] > G64.shape[1]:  # work on the small Gram side; errors are equal
+                G64 = G64.mT.contiguous()
             ref = METHODS["svd"].fn(G64, None, None)
             G = G64.to(dev)
             for name in SCHEDULED:

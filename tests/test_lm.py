@@ -126,3 +126,16 @@ def test_sweep_tiny(corpus, tmp_path):
     assert {"optimizer", "msign", "lr", "seed", "tokens_per_step", "val", "wall_s"} <= set(r)
     adamw = next(t for t in saved["table"] if t["optimizer"] == "adamw")
     assert adamw["seeds"] == 2 and adamw["fraction_of_adamw_steps"] == 1.0
+
+
+def test_capture_tiny(corpus, tmp_path):
+    from experiments import capture, convergence
+
+    out = capture.main(["--preset", "smoke", "--steps", "2,4", "--cache", str(corpus),
+                        "--out", str(tmp_path / "g.npz")])
+    with np.load(out) as z:
+        keys = set(z.files)
+        g = z["blocks.0.qkv.weight/step4/grad"]
+    assert "blocks.1.fc.weight/step2/momentum" in keys and g.shape == (192, 64)
+    mats = convergence.captured(str(out))
+    assert len(mats) == 8 and all(v.dtype == torch.float64 for v in mats.values())
