@@ -26,8 +26,8 @@ import mpmath
 import numpy as np
 import sympy
 
-from .scalar import stationary_points
-from .schedules import Schedule, odd_poly
+from .scalar import check_lower, stationary_points
+from .schedules import Schedule, check_steps, odd_poly
 
 __all__ = ["taylor_ns", "pade", "minimax_odd", "polar_express", "jordan_style",
            "PE_CUSHION"]
@@ -195,10 +195,8 @@ def minimax_odd(lower: float, upper: float, degree: int, *, dps: int = 60,
 
 
 def _validate_design(lower: float, steps: int, degree: int, safety: float) -> int:
-    if not (isinstance(lower, (int, float)) and 0 < lower < 1):
-        raise ValueError(f"lower must lie in (0, 1); got {lower!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
+    check_lower(lower)
+    check_steps(steps)
     if not (isinstance(safety, (int, float)) and math.isfinite(safety) and safety >= 1):
         raise ValueError(f"safety must be a finite number >= 1; got {safety!r}")
     return _odd_degree(degree)

@@ -31,7 +31,8 @@ def _schedule(s: Schedule | str) -> Schedule:
     return s
 
 
-def _check_lower(lower: float) -> None:
+def check_lower(lower: float) -> None:
+    """ValueError unless 0 < lower < 1 (the left end of a design/analysis interval)."""
     if not (isinstance(lower, (int, float)) and 0 < lower < 1):
         raise ValueError(f"lower must lie in (0, 1); got {lower!r}")
 
@@ -85,7 +86,7 @@ def band(schedule: Schedule | str, lower: float = 1e-3, steps: int | None = None
     (0.6818, 1.1344)
     """
     sched = _schedule(schedule)
-    _check_lower(lower)
+    check_lower(lower)
     with mpmath.workdps(dps):
         fmin, fmax = _propagate(sched, lower, steps, 0)
         return float(fmin), float(fmax)
@@ -121,7 +122,7 @@ def worst_case_error(schedule: Schedule | str, lower: float = 1e-3, steps: int |
     0.52946
     """
     sched = _schedule(schedule)
-    _check_lower(lower)
+    check_lower(lower)
     with mpmath.workdps(dps):
         fmin, fmax = _propagate(sched, lower, steps, 0)
         return float(max(1 - fmin, fmax - 1))
@@ -139,7 +140,7 @@ def rounding_band(schedule: Schedule | str, lower: float = 1e-3, rel: float = 2.
     ``rel = 2**-8`` is one bf16 unit of relative round-off.
     """
     sched = _schedule(schedule)
-    _check_lower(lower)
+    check_lower(lower)
     if not (isinstance(rel, (int, float)) and 0 <= rel < 1):
         raise ValueError(f"rel must lie in [0, 1); got {rel!r}")
     with mpmath.workdps(dps):
