@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> Path:
         if step in at:
             for n in names:
                 w = params[n]
-                arrays[f"{n}/step{step}/grad"] = w.grad.detach().float().numpy()
+                # Copies: the momentum buffer is updated in place by later steps.
+                arrays[f"{n}/step{step}/grad"] = w.grad.detach().float().numpy().copy()
                 arrays[f"{n}/step{step}/momentum"] = (
-                    opt.state[w]["momentum_buffer"].float().numpy())
+                    opt.state[w]["momentum_buffer"].float().numpy().copy())
     out = Path(args.out or f"results/gradients/{args.preset}.npz")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.npz")

@@ -136,6 +136,9 @@ def test_capture_tiny(corpus, tmp_path):
     with np.load(out) as z:
         keys = set(z.files)
         g = z["blocks.0.qkv.weight/step4/grad"]
+        # each step's momentum is its own snapshot, not a view of the live buffer
+        assert not np.array_equal(z["blocks.0.qkv.weight/step2/momentum"],
+                                  z["blocks.0.qkv.weight/step4/momentum"])
     assert "blocks.1.fc.weight/step2/momentum" in keys and g.shape == (192, 64)
     mats = convergence.captured(str(out))
     assert len(mats) == 8 and all(v.dtype == torch.float64 for v in mats.values())
