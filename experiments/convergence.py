@@ -62,7 +62,7 @@ def families(m: int, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
 def errors(X: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
     return {"max_sigma_err": float(metrics.max_sigma_error(X)),
             "orth_err": float(metrics.orthogonality_error(X)),
-            "dist_svd": float(torch.linalg.matrix_norm(X.double() - ref) / ref.norm())}
+            "dist_svd": float(metrics.relative_distance(X, ref))}
 
 
 def run_schedule_steps(G: torch.Tensor, name: str, dtype: torch.dtype, steps: int,

@@ -14,7 +14,8 @@ import torch
 
 from .exact import svd_msign
 
-__all__ = ["orthogonality_error", "polar_distance", "singular_values", "sigma_band",
+__all__ = ["orthogonality_error", "polar_distance", "relative_distance", "singular_values",
+           "sigma_band",
            "max_sigma_error"]
 
 
@@ -38,11 +39,16 @@ def orthogonality_error(X: Any) -> np.ndarray:
     return _out(torch.linalg.matrix_norm(A))
 
 
+def relative_distance(X: Any, ref: Any) -> np.ndarray:
+    """||X - ref||_F / ||ref||_F, e.g. to a polar factor computed once for many X."""
+    T, R = _f64(X), _f64(ref)
+    den = torch.linalg.matrix_norm(R).clamp_min(torch.finfo(torch.float64).tiny)
+    return _out(torch.linalg.matrix_norm(T - R) / den)
+
+
 def polar_distance(X: Any, G: Any) -> np.ndarray:
     """Relative distance ||X - msign(G)||_F / ||msign(G)||_F to the exact (SVD) factor."""
-    T, ref = _f64(X), svd_msign(_f64(G))
-    den = torch.linalg.matrix_norm(ref).clamp_min(torch.finfo(torch.float64).tiny)
-    return _out(torch.linalg.matrix_norm(T - ref) / den)
+    return relative_distance(X, svd_msign(_f64(G)))
 
 
 def singular_values(X: Any) -> np.ndarray:

@@ -34,3 +34,11 @@ def test_polar_distance():
 def test_rejects_vectors():
     with pytest.raises(ValueError, match="shape"):
         metrics.orthogonality_error(np.ones(3))
+
+
+def test_relative_distance_matches_polar_distance():
+    G = np.random.default_rng(2).standard_normal((5, 7))
+    X = G / np.linalg.norm(G, 2)
+    U, _, Vt = np.linalg.svd(G, full_matrices=False)
+    expected = metrics.polar_distance(X, G)
+    assert metrics.relative_distance(X, U @ Vt) == pytest.approx(expected, rel=1e-12)
