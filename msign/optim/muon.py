@@ -179,7 +179,7 @@ class Muon(torch.optim.Optimizer):
         for i, u in enumerate(updates):
             for j in range(u.shape[0]):
                 buckets[(tuple(u.shape[1:]), u.dtype, u.device)].append((i, j))
-        out = [u if u.shape[0] == 1 else torch.empty_like(u) for u in updates]
+        results: list[list] = [[None] * u.shape[0] for u in updates]
         for items in buckets.values():
             mats = [updates[i][j] for i, j in items]
             mine = mats if world == 1 else mats[rank::world]
@@ -197,11 +197,9 @@ class Muon(torch.optim.Optimizer):
                 dist.all_gather(gathered, local)
                 res = [gathered[k % world][k // world] for k in range(len(mats))]
             for (i, j), x in zip(items, res, strict=True):
-                if updates[i].shape[0] == 1:
-                    out[i] = x[None]
-                else:
-                    out[i][j] = x
-        return out
+                results[i][j] = x
+        # A single matrix needs no stacking copy (the common case: a plain 2-D weight).
+        return [r[0][None] if len(r) == 1 else torch.stack(r) for r in results]
 
     # -- step ----------------------------------------------------------------------------
     @torch.no_grad()
