@@ -52,6 +52,16 @@ def test_equals_torch_rule_in_float64(adjust):
         assert (p.detach() - W).abs().max() < 1e-12
 
 
+def step_in_lockstep(ours, ref, o1, o2, steps, g):
+    """Give both parameter lists the same random gradients and step both optimizers."""
+    for _ in range(steps):
+        for a, b in zip(ours, ref, strict=True):
+            gr = torch.randn(a.shape, generator=g)
+            a.grad, b.grad = gr.clone(), gr.clone()
+        o1.step()
+        o2.step()
+
+
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_matches_torch_optim_muon_bf16(nesterov):
     g = torch.Generator().manual_seed(1)
@@ -62,12 +72,7 @@ def test_matches_torch_optim_muon_bf16(nesterov):
               msign="jordan", msign_dtype=torch.bfloat16, adjust_lr="original")
     o2 = torch.optim.Muon(ref, lr=0.02, momentum=0.95, nesterov=nesterov, weight_decay=0.1,
                           adjust_lr_fn="original")
-    for _ in range(5):
-        for a, b in zip(ours, ref, strict=True):
-            gr = torch.randn(a.shape, generator=g)
-            a.grad, b.grad = gr.clone(), gr.clone()
-        o1.step()
-        o2.step()
+    step_in_lockstep(ours, ref, o1, o2, 5, g)
     for a, b in zip(ours, ref, strict=True):
         # Same bf16 kernel sequence: equal up to bf16 noise (in practice identical).
         assert (a - b).abs().max() < 1e-3
@@ -81,12 +86,7 @@ def test_adamw_side_equals_torch_adamw():
     o1 = Muon([{"params": ours, "use_muon": False}], adamw_lr=1e-2, adamw_betas=(0.9, 0.99),
               adamw_eps=1e-8, adamw_weight_decay=0.05)
     o2 = torch.optim.AdamW(ref, lr=1e-2, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.05)
-    for _ in range(10):
-        for a, b in zip(ours, ref, strict=True):
-            gr = torch.randn(a.shape, generator=g)
-            a.grad, b.grad = gr.clone(), gr.clone()
-        o1.step()
-        o2.step()
+    step_in_lockstep(ours, ref, o1, o2, 10, g)
     for a, b in zip(ours, ref, strict=True):
         assert (a - b).abs().max() < 1e-6
 
