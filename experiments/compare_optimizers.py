@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from msign.results import provenance, write_json
 
@@ -110,6 +113,21 @@ def plot(runs: list[dict], table: list[dict], out: Path) -> None:
         plt.close(fig)
 
 
+def finish(args: argparse.Namespace, runs: list[dict]) -> dict:
+    """Analyse ``runs``, write OUT/summary.json and the curves; return the summary."""
+    table = analyse(runs)
+    cfg = runs[0]["_cfg"]
+    summary = {"corpus": cfg["corpus"], "val_works": cfg["val_works"], "model": cfg["model"],
+               "n_params": cfg["n_params"], "preset": args.preset, **provenance(args.device),
+               "jobs": args.jobs, "threads_per_run": args.threads,
+               "table": table, "runs": [{k: v for k, v in r.items() if k != "_cfg"}
+                                        for r in runs]}
+    out = Path(args.out)
+    write_json(out / "summary.json", summary)
+    plot(runs, table, out)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
@@ -122,25 +140,28 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="results/lm")
     ap.add_argument("--cache")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="torch threads per run")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     grid = [("adamw", "-", float(lr)) for lr in args.adamw_lrs.split(",")]
     grid += [("muon", m, float(lr)) for m in args.methods.split(",")
              for lr in args.muon_lrs.split(",")]
-    runs = [train(args, o, m, lr, seeds[0]) for o, m, lr in grid]
-    for t in analyse(runs):  # phase 2: the other seeds at each best learning rate
-        for seed in seeds[1:]:
-            runs.append(train(args, t["optimizer"], t["msign"] or "-", t["best_lr"], seed))
-    table = analyse(runs)
-    cfg = runs[0]["_cfg"]
-    summary = {"corpus": cfg["corpus"], "val_works": cfg["val_works"], "model": cfg["model"],
-               "n_params": cfg["n_params"], "preset": args.preset, **provenance(args.device),
-               "table": table, "runs": [{k: v for k, v in r.items() if k != "_cfg"}
-                                        for r in runs]}
-    out = Path(args.out)
-    write_json(out / "summary.json", summary)
-    plot(runs, table, out)
-    for t in table:
+    # Runs are independent: --jobs of them at a time, each on --threads threads, so every
+    # run's wall time is measured under the same load.
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
+                             initializer=torch.set_num_threads,
+                             initargs=(args.threads,)) as pool:
+        runs = list(pool.map(train, *zip(*[(args, o, m, lr, seeds[0]) for o, m, lr in grid],
+                                         strict=True)))
+        summary = finish(args, runs)  # phase 1 alone is already a usable result
+        # phase 2: the other seeds at each best learning rate
+        todo = [(args, t["optimizer"], t["msign"] or "-", t["best_lr"], seed)
+                for t in summary["table"] for seed in seeds[1:]]
+        runs += list(pool.map(train, *zip(*todo, strict=True))) if todo else []
+    summary = finish(args, runs)
+    for t in summary["table"]:
         frac = t.get("fraction_of_adamw_steps")
         print(f"{t['optimizer']:<6} {t['msign'] or '':<19} lr={t['best_lr']:<6g} "
               f"val={t['final_val_mean']:.4f} ±{t['final_val_spread']:.4f} "

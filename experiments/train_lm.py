@@ -31,10 +31,10 @@ from .model import GPT, GPTConfig
 PRESETS = {
     "smoke": {"model": GPTConfig(block=64, layers=2, heads=2, d_model=64), "batch": 8,
               "steps": 40, "eval_every": 20, "eval_batches": 4, "warmup": 4},
-    # 1.29M parameters; measured 0.28 s (AdamW) and 0.33 s (Muon) a step on 2 cores, so the
-    # whole sweep (~22 runs of 1000 steps) takes about two hours.
+    # 1.29M parameters; about 0.6 s a step on one thread, so the sweep (25 runs of 800 steps,
+    # two at a time with --jobs 2 --threads 1) takes about 100 minutes on 2 cores.
     "cpu": {"model": GPTConfig(block=128, layers=4, heads=4, d_model=160), "batch": 32,
-            "steps": 1000, "eval_every": 100, "eval_batches": 16, "warmup": 50},
+            "steps": 800, "eval_every": 100, "eval_batches": 16, "warmup": 50},
     "gpu": {"model": GPTConfig(block=512, layers=12, heads=12, d_model=768), "batch": 64,
             "steps": 5000, "eval_every": 250, "eval_batches": 40, "warmup": 250},
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["provenance", "write_json"]
+__all__ = ["provenance", "write_json", "write_text"]
 
 
 def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -24,12 +24,16 @@ def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
             "python": platform.python_version()}
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically: a temp file beside the target, then rename."""
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text atomically: a temp file beside the target, then rename."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON atomically: a temp file beside the target, then rename."""
+    write_text(path, json.dumps(obj, indent=1) + "\n")
