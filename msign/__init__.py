@@ -2,10 +2,11 @@
 
 from . import metrics
 from .api import msign, polar
-from .registry import METHODS, Method, register
+from .registry import METHODS, Method, compiled, register
 from .schedules import SCHEDULES, Schedule, get_schedule
 
-__all__ = ["msign", "polar", "METHODS", "Method", "register", "Schedule", "SCHEDULES",
+__all__ = ["msign", "polar", "METHODS", "Method", "compiled", "register", "Schedule",
+           "SCHEDULES",
            "get_schedule", "metrics", "design", "scalar"]
 __version__ = "0.1.0"
 

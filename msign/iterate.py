@@ -15,7 +15,7 @@ import torch
 
 from .schedules import Schedule
 
-__all__ = ["normalize", "iterate", "run_schedule"]
+__all__ = ["normalize", "iterate", "iterate_gram", "run_schedule"]
 
 
 def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
@@ -32,7 +32,9 @@ def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
         nu = (nu * safety).clamp_min(torch.finfo(torch.float32).tiny)
         return (X.to(torch.float32) / nu).to(X.dtype)
     wide = torch.float64
-    if X.device.type == "cpu" or X.dtype == wide:
+    # Under torch.compile the float64 accumulation is fused into the reduction, and the
+    # CPU path's data-dependent rescue branch would break the graph.
+    if (X.device.type == "cpu" and not torch.compiler.is_compiling()) or X.dtype == wide:
         nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
         floor = torch.finfo(X.dtype).tiny ** 0.5 * 1e4
         if X.dtype != wide and not bool(((nu > floor) & torch.isfinite(nu)).all()):
@@ -74,8 +76,54 @@ def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
     return X
 
 
+def _inner(A: torch.Tensor, c: Sequence[float]) -> torch.Tensor:
+    """h(A) = c0 I + c1 A + ... + cd A^d for symmetric A, by Horner (d - 1 products)."""
+    mm = torch.baddbmm if A.dim() == 3 else torch.addmm
+    if len(c) == 2:
+        H = A * c[1]
+    else:
+        H = mm(A, A, A, beta=c[-2], alpha=c[-1])
+        for cj in reversed(c[1:-2]):
+            H = mm(A, H, A, beta=cj)
+    H.diagonal(dim1=-2, dim2=-1).add_(c[0])
+    return H
+
+
+def iterate_gram(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
+                 restart: int | None = None) -> torch.Tensor:
+    """:func:`iterate` on the Gram side, for wide X (m << n); same result in exact arithmetic.
+
+    With R_k = X_k X_k^T and h_k the step's inner polynomial, X_{k+1} = h_k(R_k) X_k, so
+    X_k = Q_k X_0 with Q_{k+1} = h_k(R_k) Q_k and R_{k+1} = h_k(R_k) R_k h_k(R_k): all
+    m x m.  Only the first Gram product and the final Q X_0 touch the n side.  Every
+    ``restart`` steps X = Q X and R are re-formed (Gram Newton-Schulz restarts: R and Q
+    drift in low precision).
+    """
+    R, Q = X @ X.mT, None
+    for i, c in enumerate(coeffs):
+        if restart and i and i % restart == 0 and Q is not None:
+            X, Q = Q @ X, None
+            R = X @ X.mT
+        if len(c) == 1:
+            X, R = X * c[0], R * c[0] ** 2
+            continue
+        H = _inner(R, c)
+        Q = H if Q is None else H @ Q
+        # R is needed by the next step unless that step re-forms it (or there is none).
+        if i + 1 < len(coeffs) and not (restart and (i + 1) % restart == 0):
+            R = H @ (R @ H)
+    return X if Q is None else Q @ X
+
+
 def run_schedule(X: torch.Tensor, schedule: Schedule, steps: int | None = None) -> torch.Tensor:
-    """Normalize X (shape (m, n) or (B, m, n), m <= n) and run ``schedule`` on it."""
+    """Normalize X (shape (m, n) or (B, m, n), m <= n) and run ``schedule`` on it.
+
+    A schedule with ``gram_restart`` runs on the Gram side when n >= 2m, where that saves
+    FLOPs; otherwise (and for Schatten-4 normalization) the standard iteration runs.
+    """
+    if schedule.gram_restart is not None and X.shape[-1] >= 2 * X.shape[-2]:
+        return iterate_gram(normalize(X, schedule.safety), schedule.step_coeffs(steps),
+                            schedule.gram_restart)
     if schedule.normalization == "fro":
         return iterate(normalize(X, schedule.safety), schedule.step_coeffs(steps))
     # Schatten-4: Frobenius first (keeps the Gram product in range), then divide by

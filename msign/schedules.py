@@ -83,6 +83,13 @@ class Schedule:
         Frobenius norm (Jordan, Polar Express), or the Schatten-4 norm
         (sum sigma^4)^(1/4) = ||G G^T||_F^(1/2), tighter by up to min(m, n)^(1/4) and free:
         the Gram matrix it needs is the first step's own.
+    gram_restart : int, optional
+        Run wide matrices (n >= 2m) on the Gram side: iterate R = X X^T and the
+        accumulated left factor Q (both m x m) with X_k = Q X_0, and apply Q to X once at
+        the end; every ``gram_restart`` steps X = Q X and R are re-formed, because R and Q
+        accumulate rounding that the standard iteration corrects each step.  Same result in
+        exact arithmetic, about 4m^2 n + 8k m^3 FLOPs instead of k (4m^2 n + 2m^3) for k
+        quintic steps (0.6x at 1:4).  ``None`` (default): the standard iteration.
 
     Raises
     ------
@@ -105,6 +112,7 @@ class Schedule:
     source: str = ""
     default_steps: int | None = None
     normalization: str = "fro"
+    gram_restart: int | None = None
     _table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +138,12 @@ class Schedule:
             not isinstance(self.default_steps, int) or self.default_steps < 1
         ):
             raise ValueError(f"default_steps must be a positive int; got {self.default_steps!r}")
+        if self.gram_restart is not None and (
+            isinstance(self.gram_restart, bool) or not isinstance(self.gram_restart, int)
+            or self.gram_restart < 1
+        ):
+            raise ValueError(f"gram_restart must be None or a positive int; "
+                             f"got {self.gram_restart!r}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}; got {self.normalization!r}")
@@ -190,6 +204,7 @@ class Schedule:
             "source": self.source,
             "default_steps": self.default_steps,
             "normalization": self.normalization,
+            "gram_restart": self.gram_restart,
         }
 
     @classmethod
@@ -197,7 +212,7 @@ class Schedule:
         if not isinstance(d, dict) or "coeffs" not in d:
             raise ValueError("a schedule dict needs at least the key 'coeffs'")
         unknown = set(d) - {"name", "coeffs", "safety", "source", "default_steps",
-                            "normalization"}
+                            "normalization", "gram_restart"}
         if unknown:
             raise ValueError(f"unknown schedule keys: {sorted(unknown)}")
         return cls(**d)

@@ -156,6 +156,61 @@ class TestEngine:
             assert torch.equal(ours, ref)
 
 
+
+class TestGramSide:
+    """iterate_gram: the same map as the standard iteration, computed on the m x m side."""
+
+    @pytest.mark.parametrize("name", ["cubic", "jordan", "polar-express", "you"])
+    @pytest.mark.parametrize("restart", [None, 1, 2, 3])
+    def test_equals_standard_in_float64(self, name, restart):
+        import dataclasses
+
+        G, _, _ = with_singular_values(20, 80, np.geomspace(1, 1e-3, 20), seed=4)
+        s = get_schedule(name)
+        ref = msign.msign(G, s)
+        X = msign.msign(G, dataclasses.replace(s, gram_restart=restart or 100))
+        # never re-forming X lets Q and R drift (1.3e-12 after 21 cubic steps here)
+        assert np.abs(X - ref).max() < (1e-12 if restart else 1e-11)
+        # the Gram path really ran: it is not bitwise the standard one
+        assert restart is not None or not np.array_equal(X, ref)
+
+    def test_batched_and_tall(self):
+        import dataclasses
+
+        s = dataclasses.replace(get_schedule("polar-express"), gram_restart=2)
+        G = np.random.default_rng(0).standard_normal((3, 48, 12))
+        X = msign.msign(G, s)
+        ref = np.stack([scipy_polar(g) for g in G])
+        assert np.abs(X - ref).max() < 1e-12
+
+    def test_only_wide_matrices_take_the_gram_path(self):
+        import dataclasses
+
+        s = get_schedule("jordan")
+        G = torch.randn(32, 48, dtype=torch.float64)  # n < 2m: the standard iteration
+        assert torch.equal(msign.msign(G, dataclasses.replace(s, gram_restart=2)),
+                           msign.msign(G, s))
+
+    def test_fewer_flops_at_one_to_four(self):
+        from experiments.gram import gram_flops
+        from msign.bench import schedule_flops
+
+        c = get_schedule("polar-express").step_coeffs()
+        assert gram_flops(256, 1024, c, 2) / schedule_flops(256, 1024, c) < 0.8
+        assert gram_flops(256, 2048, c, 2) / schedule_flops(256, 2048, c) < 0.65
+        # and more FLOPs for a square matrix, which is why run_schedule skips it there
+        assert gram_flops(256, 256, c, 2) > schedule_flops(256, 256, c)
+
+    @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+    def test_bad_restart(self, bad):
+        with pytest.raises(ValueError, match="gram_restart"):
+            Schedule([(1.5, -0.5)], gram_restart=bad)
+
+    def test_json_round_trip(self):
+        s = Schedule([(1.5, -0.5)], name="g", gram_restart=2)
+        assert Schedule.from_json(s.to_json()) == s
+
+
 orth = st.integers(0, 2**32 - 1)
 
 
@@ -433,3 +488,36 @@ class TestScheduleJson:
     def test_unknown_key(self):
         with pytest.raises(ValueError, match="unknown schedule keys"):
             Schedule.from_dict({"coeffs": [[1.5, -0.5]], "colour": "red"})
+
+
+class TestCompiled:
+    def test_plumbing_and_name(self):
+        m = msign.compiled("polar-express", backend="eager")
+        assert m.name == "polar-express+compile" and m.schedule is get_schedule("polar-express")
+        G = torch.randn(2, 16, 40, dtype=torch.float64)
+        assert torch.allclose(msign.msign(G, m), msign.msign(G, "polar-express"), atol=1e-14)
+
+    def test_inductor_matches_eager(self):
+        # one real compilation (a few seconds of C++ codegen on CPU)
+        G = torch.randn(24, 64, generator=torch.Generator().manual_seed(0))
+        X = msign.msign(G, msign.compiled("jordan"))
+        assert (X - msign.msign(G, "jordan")).abs().max() < 1e-5
+
+    def test_zero_and_huge_input_under_compile(self):
+        m = msign.compiled("jordan", backend="eager")
+        assert torch.equal(msign.msign(torch.zeros(4, 8), m), torch.zeros(4, 8))
+        X = msign.msign(torch.randn(4, 8) * 1e30, m)
+        assert torch.isfinite(X).all() and X.abs().max() > 0.1
+
+    def test_rejects_factorization_methods(self):
+        with pytest.raises(ValueError, match="polynomial schedule"):
+            msign.compiled("svd")
+
+    def test_muon_accepts_it(self):
+        from msign.optim import Muon
+
+        p = torch.nn.Parameter(torch.randn(8, 12))
+        p.grad = torch.randn(8, 12)
+        before = p.detach().clone()
+        Muon([p], lr=0.1, msign=msign.compiled("jordan", backend="eager")).step()
+        assert not torch.equal(p, before) and torch.isfinite(p).all()

@@ -1,0 +1,152 @@
+"""Gram-side iteration for wide matrices: accuracy per restart interval, FLOPs and time.
+
+    python -m experiments.gram [--device cpu] [--out results/gram/cpu.json]
+
+For each schedule and restart interval (``None`` = never re-form X) this runs the Gram-side
+iteration (msign.iterate.iterate_gram) beside the standard one on the same normalized input:
+in float64 the two must agree to rounding; in fp32 and bf16 it records both errors (max
+|sigma - 1| and relative distance to the SVD polar factor) on Gaussian, prescribed-spectrum
+and real captured gradient matrices (all 1:4), and whether the iterate stayed finite.  Then
+it times both on wide shapes in bf16 and fp32 and reports time and FLOP ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from msign import get_schedule, metrics
+from msign.bench import median_time, schedule_flops
+from msign.iterate import iterate, iterate_gram, normalize
+from msign.results import provenance, write_json
+
+from .convergence import captured, families
+
+SCHEDULES = ["jordan", "polar-express", "polar-express-bf16"]
+RESTARTS = [None, 2, 3, 4]
+DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def gram_flops(m: int, n: int, coeffs: list, restart: int | None) -> float:
+    """FLOPs of :func:`iterate_gram` on one (m, n) matrix (products of 2abc FLOPs)."""
+    f = 2.0 * m * m * n  # R = X X^T
+    fresh = True
+    for i, c in enumerate(coeffs):
+        if restart and i and i % restart == 0 and not fresh:
+            f += 4.0 * m * m * n  # X = Q X, R = X X^T
+            fresh = True
+        f += 2.0 * m**3 * (len(c) - 2)  # Horner for h(R)
+        f += 0.0 if fresh else 2.0 * m**3  # Q = H Q
+        fresh = False
+        if i + 1 < len(coeffs) and not (restart and (i + 1) % restart == 0):
+            f += 4.0 * m**3  # R = H R H
+    return f + 2.0 * m * m * n  # Q X
+
+
+def errors(X: torch.Tensor, ref: torch.Tensor) -> dict:
+    if not bool(torch.isfinite(X).all()):
+        return {"finite": False, "max_sigma_err": None, "dist_svd": None}
+    return {"finite": True, "max_sigma_err": float(metrics.max_sigma_error(X)),
+            "dist_svd": float(metrics.relative_distance(X, ref))}
+
+
+def accuracy(mats: dict[str, torch.Tensor], device: torch.device) -> list[dict]:
+    rows = []
+    for fam, G in tqdm(mats.items(), desc="accuracy"):
+        if G.shape[0] > G.shape[1]:
+            G = G.mT.contiguous()
+        U, _, Vh = torch.linalg.svd(G, full_matrices=False)
+        ref = (U @ Vh).to(device)
+        for name in SCHEDULES:
+            s = get_schedule(name)
+            coeffs = s.step_coeffs()
+            for dname, dtype in DTYPES.items():
+                X0 = normalize(G.to(device, dtype), s.safety)
+                std = iterate(X0, coeffs)
+                row = {"family": fam, "shape": list(G.shape), "schedule": name,
+                       "dtype": dname, "standard": errors(std, ref)}
+                for r in RESTARTS:
+                    Xg = iterate_gram(X0, coeffs, r)
+                    row[f"restart_{r}"] = errors(Xg, ref)
+                    if dname == "fp64":
+                        row[f"restart_{r}"]["max_diff_to_standard"] = float(
+                            (Xg - std).abs().max())
+                rows.append(row)
+    return rows
+
+
+def timing(shapes: list[tuple[int, ...]], device: torch.device, repeat: int) -> list[dict]:
+    rows = []
+    for shape in tqdm(shapes, desc="timing"):
+        m, n = shape[-2:]
+        for dname in ("bf16", "fp32"):
+            G = torch.randn(*shape, device=device, dtype=DTYPES[dname])
+            for name in SCHEDULES[:2]:
+                s = get_schedule(name)
+                coeffs = s.step_coeffs()
+                X0 = normalize(G, s.safety)
+                t_std = median_time(lambda: iterate(X0, coeffs), device, repeat)  # noqa: B023
+                for r in (2, 3):
+                    t = median_time(lambda: iterate_gram(X0, coeffs, r), device,  # noqa: B023
+                                    repeat)
+                    rows.append({"shape": list(shape), "dtype": dname, "schedule": name,
+                                 "restart": r, "time_ratio": t / t_std,
+                                 "flop_ratio": gram_flops(m, n, coeffs, r)
+                                 / schedule_flops(m, n, coeffs),
+                                 "standard_s": t_std, "gram_s": t})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--gradients", default="results/gradients/cpu.npz")
+    ap.add_argument("--size", default="256x1024")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    dev = torch.device(args.device)
+    m, n = (int(v) for v in args.size.split("x"))
+    fams = families(m, n)
+    mats = {k: fams[k] for k in ("gaussian", "kappa1e4", "lowrank_noise", "power_law")}
+    mats.update({k: v for k, v in captured(args.gradients).items() if k.endswith("grad")})
+    big = 4096 if dev.type == "cuda" else 1024
+    shapes = [(big // 4, big), (big // 8, big), (big // 4, 2 * big), (8, big // 8, big // 2)]
+    res = {**provenance(dev), "restarts": RESTARTS,
+           "accuracy": accuracy(mats, dev), "timing": timing(shapes, dev, args.repeat)}
+    out = Path(args.out or f"results/gram/{dev.type}.json")
+    write_json(out, res)
+    print(summary(res))
+    return res
+
+
+def summary(res: dict) -> str:
+    lines = ["accuracy (max|s-1| / dist to SVD polar; 'inf' = blew up):",
+             f"{'family':<36}{'schedule':<20}{'dtype':<6}{'standard':>18}"
+             + "".join(f"{'restart ' + str(r):>18}" for r in res["restarts"])]
+
+    def cell(e: dict) -> str:
+        return "inf" if not e["finite"] else f"{e['max_sigma_err']:.2g}/{e['dist_svd']:.2g}"
+
+    for r in res["accuracy"]:
+        if r["dtype"] == "fp64":
+            continue
+        lines.append(f"{r['family']:<36}{r['schedule']:<20}{r['dtype']:<6}"
+                     f"{cell(r['standard']):>18}"
+                     + "".join(f"{cell(r[f'restart_{k}']):>18}" for k in res["restarts"]))
+    fp64 = max(r[f"restart_{k}"]["max_diff_to_standard"] for r in res["accuracy"]
+               if r["dtype"] == "fp64" for k in res["restarts"])
+    lines.append(f"fp64: max |gram - standard| over all = {fp64:.2g}")
+    lines.append("time (gram / standard, same run) and FLOPs (gram / standard):")
+    for t in res["timing"]:
+        lines.append(f"{'x'.join(map(str, t['shape'])):<14}{t['dtype']:<6}{t['schedule']:<16}"
+                     f"restart {t['restart']}  time {t['time_ratio']:.2f}  "
+                     f"flops {t['flop_ratio']:.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

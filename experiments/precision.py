@@ -1,0 +1,137 @@
+"""Precision study: where each schedule ends in fp64/fp32/(tf32)/fp16/bf16, and which break.
+
+    python -m experiments.precision [--device cpu] [--dtypes fp64,fp32,fp16,bf16]
+
+For every schedule, precision and normalization it runs the full schedule on test matrices
+(Gaussian, prescribed spectra, low rank + noise, real captured gradients) and records the
+final max |sigma - 1|, the distance to the SVD polar factor, the largest singular value seen
+along the way, and a verdict:
+
+- ``blow-up``: a non-finite iterate or a singular value above 2 at the end;
+- ``stall``: finite, but the error is more than 10x the same run's fp64 error and above 1e-2;
+- ``ok`` otherwise.
+
+Normalizations: ``fro`` (divide by safety * ||G||_F, the default), ``schatten4``
+((sum s^4)^(1/4), tighter and free), and ``power-k`` (k power-iteration steps on G^T G, an
+estimate of ||G||_2 from below: the tightest, but it can leave sigma_max / nu slightly above
+1, outside every schedule's design interval).  ``x_min`` is the smallest normalized singular
+value each normalization hands the schedule: the tighter nu, the larger x_min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from msign import get_schedule, metrics
+from msign.api import as_dtype
+from msign.iterate import iterate, run_schedule
+from msign.results import provenance, write_json
+
+from .convergence import captured, families
+
+SCHEDULES = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-express-bf16"]
+NORMALIZATIONS = ["fro", "schatten4", "power-2", "power-8"]
+
+
+def power_norm(G: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """k power-iteration steps on G^T G from a seeded random start: ||G v_k|| <= ||G||_2."""
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(G.shape[-1], 1, generator=g, dtype=torch.float64).to(G.device)
+    G64 = G.double()
+    for _ in range(k):
+        v = G64.mT @ (G64 @ v)
+        v = v / v.norm()
+    return (G64 @ v).norm()
+
+
+def run(G: torch.Tensor, name: str, dtype: torch.dtype, norm: str) -> tuple[torch.Tensor, float,
+                                                                             float]:
+    """Run ``name`` on G in ``dtype`` with normalization ``norm``; (X, x_min, max sigma)."""
+    s = get_schedule(name)
+    s64 = torch.linalg.svdvals(G.double())
+    if norm in ("fro", "schatten4"):
+        s = dataclasses.replace(s, normalization=norm)
+        nu = s.safety * (s64.norm() if norm == "fro" else s64.pow(4).sum().pow(0.25))
+        X = run_schedule(G.to(dtype), s)
+    else:
+        nu = s.safety * power_norm(G, int(norm.split("-")[1]))
+        X = iterate((G.double() / nu).to(dtype), s.step_coeffs())
+    finite = bool(torch.isfinite(X).all())
+    top = float(torch.linalg.svdvals(X.double()).max()) if finite else float("inf")
+    return X, float(s64[s64 > 0].min() / nu), top
+
+
+def verdict(err: float | None, top: float, err64: float | None) -> str:
+    if err is None or top > 2:
+        return "blow-up"
+    if err64 is not None and err > max(10 * err64, 1e-2):
+        return "stall"
+    return "ok"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtypes", default="fp64,fp32,fp16,bf16")
+    ap.add_argument("--size", default="256x512")
+    ap.add_argument("--gradients", default="results/gradients/cpu.npz")
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    dev = torch.device(args.device)
+    m, n = (int(v) for v in args.size.split("x"))
+    fams = families(m, n)
+    mats = {k: fams[k] for k in ("gaussian", "kappa1e4", "lowrank_noise")}
+    mats.update({k: v for k, v in captured(args.gradients).items() if "step300" in k})
+    res = {**provenance(dev), "size": [m, n], "rows": []}
+    fp64: dict[tuple, float | None] = {}
+    for dname in args.dtypes.split(","):
+        dtype = torch.float32 if dname == "tf32" else as_dtype(dname, "--dtypes")
+        torch.backends.cuda.matmul.allow_tf32 = dname == "tf32"
+        for fam, G in tqdm(mats.items(), desc=dname):
+            G = (G.mT if G.shape[0] > G.shape[1] else G).contiguous().to(dev)
+            ref = metrics._f64(G)
+            U, _, Vh = torch.linalg.svd(ref, full_matrices=False)
+            polar = U @ Vh
+            for name in SCHEDULES:
+                for norm in NORMALIZATIONS:
+                    X, x_min, top = run(G, name, dtype, norm)
+                    ok = bool(torch.isfinite(X).all())
+                    err = float(metrics.max_sigma_error(X)) if ok else None
+                    dist = float(metrics.relative_distance(X, polar)) if ok else None
+                    if dname == "fp64":
+                        fp64[fam, name, norm] = err
+                    res["rows"].append({
+                        "dtype": dname, "family": fam, "schedule": name, "normalization": norm,
+                        "x_min": x_min, "max_sigma_err": err, "dist_svd": dist,
+                        "max_sigma": top,
+                        "verdict": verdict(err, top, fp64.get((fam, name, norm)))})
+    out = Path(args.out or f"results/precision/{dev.type}_{args.dtypes.replace(',', '-')}.json")
+    write_json(out, res)
+    print(summary(res))
+    return res
+
+
+def summary(res: dict) -> str:
+    """Per dtype and normalization: each schedule's median error and its verdict counts."""
+    lines = [f"{'dtype':<6}{'normalization':<14}{'schedule':<20}{'median err':>12}"
+             f"{'worst err':>12}  verdicts"]
+    keys = dict.fromkeys((r["dtype"], r["normalization"], r["schedule"]) for r in res["rows"])
+    for dt, norm, name in keys:
+        rows = [r for r in res["rows"]
+                if (r["dtype"], r["normalization"], r["schedule"]) == (dt, norm, name)]
+        errs = sorted(r["max_sigma_err"] for r in rows if r["max_sigma_err"] is not None)
+        counts = {v: sum(r["verdict"] == v for r in rows) for v in ("ok", "stall", "blow-up")}
+        med = f"{errs[len(errs) // 2]:.2g}" if errs else "-"
+        worst = f"{errs[-1]:.2g}" if errs else "-"
+        lines.append(f"{dt:<6}{norm:<14}{name:<20}{med:>12}{worst:>12}  "
+                     + " ".join(f"{k}={v}" for k, v in counts.items() if v))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
