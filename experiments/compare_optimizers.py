@@ -53,9 +53,22 @@ def train(args: argparse.Namespace, opt: str, method: str, lr: float, seed: int)
             "wall_s": recs[-1]["wall_s"], "_cfg": cfg}
 
 
-def steps_to_reach(val: list, target: float) -> int | None:
-    """First evaluated step whose val loss is <= target (None if never)."""
-    return next((s for s, v in val if v <= target), None)
+def steps_to_reach(val: list, target: float) -> float | None:
+    """Step at which the val curve first reaches ``target`` (None if never).
+
+    Evaluations are sparse (every 100 steps in the cpu preset), so the crossing is placed
+    by linear interpolation between the last evaluation above the target and the first at
+    or below it, rather than rounded up to the next evaluation.
+    """
+    prev = None
+    for s, v in val:
+        if v <= target:
+            if prev is None or prev[1] == v:
+                return float(s)
+            (s0, v0) = prev
+            return s0 + (s - s0) * (v0 - target) / (v0 - v)
+        prev = (s, v)
+    return None
 
 
 def mean_curve(runs: list[dict]) -> list[list[float]]:

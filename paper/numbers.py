@@ -52,7 +52,7 @@ def schedule_numbers(table: dict) -> dict[str, str]:
         r = rows[name]
         lo, hi = r["rounding_band_bf16"]
         dev = max(1 - lo, hi - 1)
-        model = f"${sci(dev)}$" if dev < 10 else "diverges"
+        model = f"${sci(dev)}$" if dev < 1 else "fails"
         label = (f"designed ${r['steps']}\\times{r['degree']}$" if name.startswith("pe-")
                  else f"\\texttt{{{name}}}")
         lines.append(f"{label} & {r['steps']} & {r['degree']} & {r['matmuls']} & "

@@ -142,3 +142,12 @@ def test_capture_tiny(corpus, tmp_path):
     assert "blocks.1.fc.weight/step2/momentum" in keys and g.shape == (192, 64)
     mats = convergence.captured(str(out))
     assert len(mats) == 8 and all(v.dtype == torch.float64 for v in mats.values())
+
+
+def test_steps_to_reach_interpolates_between_evaluations():
+    from experiments.compare_optimizers import steps_to_reach
+
+    curve = [[100, 3.0], [200, 2.0], [300, 1.0]]
+    assert steps_to_reach(curve, 1.5) == 250.0  # halfway between the evaluations
+    assert steps_to_reach(curve, 3.0) == 100.0  # reached at the first evaluation
+    assert steps_to_reach(curve, 0.5) is None
