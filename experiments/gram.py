@@ -103,17 +103,20 @@ def timing(shapes: list[tuple[int, ...]], device: torch.device, repeat: int) -> 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--gradients", default="results/gradients/cpu.npz")
+    ap.add_argument("--gradients", default="results/gradients/cpu.npz",
+                    help="captured matrices to add ('' for none)")
     ap.add_argument("--size", default="256x1024")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--big", type=int, help="n of the timed shapes (default 1024 CPU, 4096 GPU)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     m, n = (int(v) for v in args.size.split("x"))
     fams = families(m, n)
     mats = {k: fams[k] for k in ("gaussian", "kappa1e4", "lowrank_noise", "power_law")}
-    mats.update({k: v for k, v in captured(args.gradients).items() if k.endswith("grad")})
-    big = 4096 if dev.type == "cuda" else 1024
+    if args.gradients:
+        mats.update({k: v for k, v in captured(args.gradients).items() if k.endswith("grad")})
+    big = args.big or (4096 if dev.type == "cuda" else 1024)
     shapes = [(big // 4, big), (big // 8, big), (big // 4, 2 * big), (8, big // 8, big // 2)]
     res = {**provenance(dev), "restarts": RESTARTS,
            "accuracy": accuracy(mats, dev), "timing": timing(shapes, dev, args.repeat)}

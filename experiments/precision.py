@@ -79,14 +79,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtypes", default="fp64,fp32,fp16,bf16")
     ap.add_argument("--size", default="256x512")
-    ap.add_argument("--gradients", default="results/gradients/cpu.npz")
+    ap.add_argument("--gradients", default="results/gradients/cpu.npz",
+                    help="captured matrices to add ('' for none)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     m, n = (int(v) for v in args.size.split("x"))
     fams = families(m, n)
     mats = {k: fams[k] for k in ("gaussian", "kappa1e4", "lowrank_noise")}
-    mats.update({k: v for k, v in captured(args.gradients).items() if "step300" in k})
+    if args.gradients:
+        mats.update({k: v for k, v in captured(args.gradients).items() if "step300" in k})
     res = {**provenance(dev), "size": [m, n], "rows": []}
     fp64: dict[tuple, float | None] = {}
     for dname in args.dtypes.split(","):

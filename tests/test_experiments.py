@@ -19,3 +19,28 @@ def test_convergence_tiny(tmp_path, monkeypatch):
     assert max(s["scalar_map_gap"] for s in pe) < 1e-12
     assert pe[7]["max_sigma_err"] < 1e-12 and pe[7]["matmuls"] == 24
     assert runs[("bf16", "kappa1e2", "polar-express")]["steps"][7]["max_sigma_err"] < 0.05
+
+
+def test_precision_tiny(tmp_path):
+    from experiments import precision
+
+    res = precision.main(["--dtypes", "fp64,bf16", "--size", "8x16", "--gradients", "",
+                          "--out", str(tmp_path / "p.json")])
+    rows = {(r["dtype"], r["family"], r["schedule"], r["normalization"]): r for r in res["rows"]}
+    assert json.loads((tmp_path / "p.json").read_text())["rows"] == res["rows"]
+    fro = rows[("fp64", "gaussian", "polar-express", "fro")]
+    assert fro["verdict"] == "ok" and fro["max_sigma_err"] < 1e-12
+    # a tighter norm estimate hands the schedule larger normalized singular values
+    s4 = rows[("fp64", "gaussian", "polar-express", "schatten4")]
+    assert s4["x_min"] > fro["x_min"]
+    assert {r["verdict"] for r in res["rows"]} <= {"ok", "stall", "blow-up"}
+
+
+def test_gram_tiny(tmp_path):
+    from experiments import gram
+
+    res = gram.main(["--size", "8x32", "--gradients", "", "--big", "64", "--repeat", "1",
+                     "--out", str(tmp_path / "g.json")])
+    fp64 = [r for r in res["accuracy"] if r["dtype"] == "fp64"]
+    assert fp64 and all(r["restart_2"]["max_diff_to_standard"] < 1e-12 for r in fp64)
+    assert all(t["flop_ratio"] < 1 for t in res["timing"] if t["shape"][-1] >= 4 * t["shape"][-2])
