@@ -83,7 +83,11 @@ def analyse(runs: list[dict]) -> list[dict]:
         groups.setdefault((r["optimizer"], r["msign"]), {}).setdefault(r["lr"], []).append(r)
     table = []
     for (opt, method), by_lr in groups.items():
-        best_lr = min(by_lr, key=lambda lr: np.mean([r["val"][-1][1] for r in by_lr[lr]]))
+        # Choose the learning rate on the seeds every lr was run with (phase 1's), so a lr
+        # with extra seeds is not compared on a different sample; then report all its seeds.
+        common = set.intersection(*({r["seed"] for r in rs} for rs in by_lr.values()))
+        best_lr = min(by_lr, key=lambda lr: np.mean([r["val"][-1][1] for r in by_lr[lr]
+                                                     if r["seed"] in common]))
         finals = [r["val"][-1][1] for r in by_lr[best_lr]]
         table.append({"optimizer": opt, "msign": method, "best_lr": best_lr,
                       "final_val_mean": float(np.mean(finals)),

@@ -152,6 +152,28 @@ def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
     return out
 
 
+def precision_numbers(res: dict) -> dict[str, str]:
+    """Blow-up counts per normalization and the Schatten-4 gain, from experiments.precision."""
+    rows = res["rows"]
+
+    def blowups(sched: str, norm: str) -> str:
+        sel = [r for r in rows if (r["schedule"], r["normalization"]) == (sched, norm)]
+        return f"{sum(r['verdict'] == 'blow-up' for r in sel)}/{len(sel)}"
+
+    def median_err(sched: str, norm: str) -> float:
+        e = sorted(r["max_sigma_err"] for r in rows if r["dtype"] == "bf16"
+                   and (r["schedule"], r["normalization"]) == (sched, norm))
+        return e[len(e) // 2]
+
+    return {"BlowPETwo": blowups("polar-express", "power-2"),
+            "BlowPEEight": blowups("polar-express", "power-8"),
+            "BlowPEbfEight": blowups("polar-express-bf16", "power-8"),
+            "BlowJordanTwo": blowups("jordan", "power-2"),
+            "BlowPEFro": blowups("polar-express", "fro"),
+            "PrecPEFro": sci(median_err("polar-express", "fro"), 1),
+            "PrecPESchatten": sci(median_err("polar-express", "schatten4"), 1)}
+
+
 def lm_numbers(summary: dict) -> dict[str, str]:
     table = summary["table"]
     adamw = next(t for t in table if t["optimizer"] == "adamw")
@@ -207,6 +229,7 @@ def main(argv: list[str] | None = None) -> Path:
               **gradient_numbers(np.load(res / "gradients" / "cpu.npz")),
               **convergence_numbers(load("convergence/cpu_fp64-fp32-bf16.json"),
                                     np.load(res / "gradients" / "cpu.npz")),
+              **precision_numbers(load("precision/cpu_fp64-fp32-fp16-bf16.json")),
               **lm_numbers(load("lm/summary.json"))}
     write_text(args.out, macros(values))
     return Path(args.out)

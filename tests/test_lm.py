@@ -151,3 +151,18 @@ def test_steps_to_reach_interpolates_between_evaluations():
     assert steps_to_reach(curve, 1.5) == 250.0  # halfway between the evaluations
     assert steps_to_reach(curve, 3.0) == 100.0  # reached at the first evaluation
     assert steps_to_reach(curve, 0.5) is None
+
+
+def test_best_lr_is_chosen_on_the_seeds_every_lr_has():
+    from experiments.compare_optimizers import analyse
+
+    def run(lr, seed, final):
+        return {"optimizer": "muon", "msign": "jordan", "lr": lr, "seed": seed,
+                "val": [[10, 3.0], [20, final]]}
+
+    # lr 0.03 wins on seed 0; its seed 1 is worse than lr 0.01's seed 0, which must not
+    # flip the choice to the lr that was run once.
+    t = analyse([run(0.01, 0, 1.60), run(0.03, 0, 1.55), run(0.03, 1, 1.70)])[0]
+    assert t["best_lr"] == 0.03 and t["seeds"] == 2
+    assert t["final_val_mean"] == pytest.approx(1.625)
+    assert t["final_val_spread"] == pytest.approx(0.15)
