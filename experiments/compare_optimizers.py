@@ -94,12 +94,17 @@ def analyse(runs: list[dict]) -> list[dict]:
                       "final_val_spread": float(np.max(finals) - np.min(finals)),
                       "seeds": len(finals), "_runs": by_lr[best_lr]})
     adamw = next((t for t in table if t["optimizer"] == "adamw"), None)
+    # The hardest target: the single best AdamW run of the whole sweep (any lr, any seed).
+    best_run = min((r["val"][-1][1] for r in runs if r["optimizer"] == "adamw"), default=None)
     for t in table:
         if adamw is None:
             break
         total = adamw["_runs"][0]["val"][-1][0]
-        reach = steps_to_reach(mean_curve(t["_runs"]), adamw["final_val_mean"])
-        t["fraction_of_adamw_steps"] = None if reach is None else reach / total
+        curve = mean_curve(t["_runs"])
+        for key, target in (("fraction_of_adamw_steps", adamw["final_val_mean"]),
+                            ("fraction_to_best_adamw_run", best_run)):
+            reach = steps_to_reach(curve, target)
+            t[key] = None if reach is None else reach / total
     for t in table:
         del t["_runs"]
     return sorted(table, key=lambda t: t["final_val_mean"])
@@ -130,13 +135,14 @@ def plot(runs: list[dict], table: list[dict], out: Path) -> None:
         plt.close(fig)
 
 
-def finish(args: argparse.Namespace, runs: list[dict]) -> dict:
+def finish(args: argparse.Namespace, runs: list[dict], meta: dict | None = None) -> dict:
     """Analyse ``runs``, write OUT/summary.json and the curves; return the summary."""
     table = analyse(runs)
-    cfg = runs[0]["_cfg"]
-    summary = {"corpus": cfg["corpus"], "val_works": cfg["val_works"], "model": cfg["model"],
-               "n_params": cfg["n_params"], "preset": args.preset, **provenance(args.device),
-               "jobs": args.jobs, "threads_per_run": args.threads,
+    if meta is None:
+        cfg = runs[0]["_cfg"]
+        meta = {k: cfg[k] for k in ("corpus", "val_works", "model", "n_params")}
+    summary = {"preset": args.preset, **provenance(args.device), "jobs": args.jobs,
+               "threads_per_run": args.threads, **meta,
                "table": table, "runs": [{k: v for k, v in r.items() if k != "_cfg"}
                                         for r in runs]}
     out = Path(args.out)
@@ -160,7 +166,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
                     help="torch threads per run")
+    ap.add_argument("--reanalyse", action="store_true",
+                    help="recompute table and plots from OUT/summary.json; train nothing")
     args = ap.parse_args(argv)
+    if args.reanalyse:  # keep what the training runs recorded: corpus, machine, date, load
+        old = json.loads((Path(args.out) / "summary.json").read_text())
+        keep = ("corpus", "val_works", "model", "n_params", "preset", "device", "torch", "date",
+                "python", "jobs", "threads_per_run")
+        return report(finish(args, old["runs"], {k: old[k] for k in keep if k in old}))
     seeds = [int(s) for s in args.seeds.split(",")]
     grid = [("adamw", "-", float(lr)) for lr in args.adamw_lrs.split(",")]
     grid += [("muon", m, float(lr)) for m in args.methods.split(",")
@@ -177,12 +190,19 @@ def main(argv: list[str] | None = None) -> dict:
         todo = [(args, t["optimizer"], t["msign"] or "-", t["best_lr"], seed)
                 for t in summary["table"] for seed in seeds[1:]]
         runs += list(pool.map(train, *zip(*todo, strict=True))) if todo else []
-    summary = finish(args, runs)
+    return report(finish(args, runs))
+
+
+def report(summary: dict) -> dict:
+    """Print the table: best final val loss per optimizer/method and the step fractions."""
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
     for t in summary["table"]:
-        frac = t.get("fraction_of_adamw_steps")
         print(f"{t['optimizer']:<6} {t['msign'] or '':<19} lr={t['best_lr']:<6g} "
               f"val={t['final_val_mean']:.4f} ±{t['final_val_spread']:.4f} "
-              f"steps/AdamW={'-' if frac is None else f'{frac:.2f}'}")
+              f"steps/AdamW={f(t.get('fraction_of_adamw_steps'))} "
+              f"steps/best-AdamW-run={f(t.get('fraction_to_best_adamw_run'))}")
     return summary
 
 

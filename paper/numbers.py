@@ -180,13 +180,21 @@ def lm_numbers(summary: dict) -> dict[str, str]:
     muon = [t for t in table if t["optimizer"] == "muon"]
     best = min(muon, key=lambda t: t["final_val_mean"])
     fracs = [t["fraction_of_adamw_steps"] for t in muon if t["fraction_of_adamw_steps"]]
+    hard = [t["fraction_to_best_adamw_run"] for t in muon if t["fraction_to_best_adamw_run"]]
+    best_run = min(r["val"][-1][1] for r in summary["runs"] if r["optimizer"] == "adamw")
     rows = []
     for t in table:
         name = "AdamW" if t["optimizer"] == "adamw" else f"Muon \\texttt{{{t['msign']}}}"
         frac = t.get("fraction_of_adamw_steps")
+        hard_t = t.get("fraction_to_best_adamw_run")
         rows.append(f"{name} & {t['best_lr']:g} & {t['final_val_mean']:.4f} & "
                     f"{t['final_val_spread']:.4f} & {t['seeds']} & "
-                    f"{'--' if frac is None else f'{frac:.2f}'} \\\\")
+                    f"{'--' if frac is None else f'{frac:.2f}'} & "
+                    f"{'--' if hard_t is None else f'{hard_t:.2f}'} \\\\")
+    lrs = {o: len({r["lr"] for r in summary["runs"] if r["optimizer"] == o})
+           for o in ("adamw", "muon")}
+    wall = {o: np.mean([r["wall_s"] for r in summary["runs"] if r["optimizer"] == o])
+            for o in ("adamw", "muon")}
     run = summary["runs"][0]
     steps = run["val"][-1][0]
     model = summary["model"]
@@ -199,6 +207,12 @@ def lm_numbers(summary: dict) -> dict[str, str]:
         "LMAdamW": f"{adamw['final_val_mean']:.3f}", "LMAdamWLr": f"{adamw['best_lr']:g}",
         "LMBestMethod": best["msign"], "LMBest": f"{best['final_val_mean']:.3f}",
         "LMBestFraction": f"{min(fracs):.2f}" if fracs else "--",
+        "LMAdamWLrs": str(lrs["adamw"]), "LMMuonLrs": str(lrs["muon"]),
+        "LMWallRatio": f"{wall['muon'] / wall['adamw']:.2f}",
+        "LMWorstFraction": f"{max(fracs):.2f}" if fracs else "--",
+        "LMHardMin": f"{min(hard):.2f}" if hard else "--",
+        "LMHardMax": f"{max(hard):.2f}" if hard else "--",
+        "LMBestAdamWRun": f"{best_run:.3f}", "LMAdamWSpread": f"{adamw['final_val_spread']:.3f}",
         "LMValWorks": ", ".join(w.replace("_", " ") for w in summary["val_works"]),
     }
 
