@@ -254,6 +254,13 @@ def fig_lm(summary: dict, out: Path) -> Path:
         for ax, xs in zip(axes, (steps, steps / steps[-1] * wall), strict=True):
             ax.plot(xs, val, color=COLORS.get(name, "C8"), lw=1.2 if opt == "adamw" else 0.9,
                     ls="--" if opt == "adamw" else "-", label=label)
+    # AdamW's learning rate is chosen on one seed; also show the best single AdamW run.
+    top = min((r for r in summary["runs"] if r["optimizer"] == "adamw"),
+              key=lambda r: r["val"][-1][1])
+    steps = np.array([st for st, _ in top["val"]], dtype=float)
+    for ax, xs in zip(axes, (steps, steps / steps[-1] * top["wall_s"]), strict=True):
+        ax.plot(xs, [v for _, v in top["val"]], color="k", ls=":", lw=1.2,
+                label=f"AdamW best single run (lr {top['lr']:g}, seed {top['seed']})")
     lo = min(t["final_val_mean"] for t in summary["table"])
     for ax, xlabel in zip(axes, ("step", "wall time [s] (linear in step)"), strict=True):
         ax.set_xlabel(xlabel)

@@ -174,6 +174,23 @@ def precision_numbers(res: dict) -> dict[str, str]:
             "PrecPESchatten": sci(median_err("polar-express", "schatten4"), 1)}
 
 
+def gram_numbers(res: dict) -> dict[str, str]:
+    """Gram-side iteration: blow-ups per restart interval in bf16, time and FLOP ratios."""
+    bf = [r for r in res["accuracy"] if r["dtype"] == "bf16"]
+    out = {}
+    for key, r in (("Two", 2), ("Three", 3), ("Never", None)):
+        out[f"GramBlow{key}"] = f"{sum(not x[f'restart_{r}']['finite'] for x in bf)}/{len(bf)}"
+    t2 = [t for t in res["timing"] if t["restart"] == 2 and t["dtype"] == "bf16"]
+    out.update(GramTimeMin=f"{min(t['time_ratio'] for t in t2):.2f}",
+               GramTimeMax=f"{max(t['time_ratio'] for t in t2):.2f}",
+               GramFlopMin=f"{min(t['flop_ratio'] for t in t2):.2f}",
+               GramFlopMax=f"{max(t['flop_ratio'] for t in t2):.2f}",
+               GramFpDiff=sci(max(x[f"restart_{k}"]["max_diff_to_standard"]
+                                  for x in res["accuracy"] if x["dtype"] == "fp64"
+                                  for k in (2, 3)), 1))
+    return out
+
+
 def lm_numbers(summary: dict) -> dict[str, str]:
     table = summary["table"]
     adamw = next(t for t in table if t["optimizer"] == "adamw")
@@ -244,6 +261,7 @@ def main(argv: list[str] | None = None) -> Path:
               **convergence_numbers(load("convergence/cpu_fp64-fp32-bf16.json"),
                                     np.load(res / "gradients" / "cpu.npz")),
               **precision_numbers(load("precision/cpu_fp64-fp32-fp16-bf16.json")),
+              **gram_numbers(load("gram/cpu.json")),
               **lm_numbers(load("lm/summary.json"))}
     write_text(args.out, macros(values))
     return Path(args.out)
