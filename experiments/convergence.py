@@ -65,6 +65,14 @@ def errors(X: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
             "dist_svd": float(metrics.relative_distance(X, ref))}
 
 
+def finite_errors(X: torch.Tensor, ref: torch.Tensor) -> dict:
+    """max |sigma - 1| and distance to ``ref``, or None for both when X blew up."""
+    if not bool(torch.isfinite(X).all()):
+        return {"finite": False, "max_sigma_err": None, "dist_svd": None}
+    return {"finite": True, "max_sigma_err": float(metrics.max_sigma_error(X)),
+            "dist_svd": float(metrics.relative_distance(X, ref))}
+
+
 def run_schedule_steps(G: torch.Tensor, name: str, dtype: torch.dtype, steps: int,
                        ref: torch.Tensor) -> list[dict]:
     sched = METHODS[name].schedule

@@ -18,39 +18,16 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from msign import get_schedule, metrics
-from msign.bench import median_time, schedule_flops
+from msign import get_schedule
+from msign.bench import gram_flops, median_time, schedule_flops
 from msign.iterate import iterate, iterate_gram, normalize
 from msign.results import provenance, write_json
 
-from .convergence import captured, families
+from .convergence import captured, families, finite_errors
 
 SCHEDULES = ["jordan", "polar-express", "polar-express-bf16"]
 RESTARTS = [None, 2, 3, 4]
 DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-def gram_flops(m: int, n: int, coeffs: list, restart: int | None) -> float:
-    """FLOPs of :func:`iterate_gram` on one (m, n) matrix (products of 2abc FLOPs)."""
-    f = 2.0 * m * m * n  # R = X X^T
-    fresh = True
-    for i, c in enumerate(coeffs):
-        if restart and i and i % restart == 0 and not fresh:
-            f += 4.0 * m * m * n  # X = Q X, R = X X^T
-            fresh = True
-        f += 2.0 * m**3 * (len(c) - 2)  # Horner for h(R)
-        f += 0.0 if fresh else 2.0 * m**3  # Q = H Q
-        fresh = False
-        if i + 1 < len(coeffs) and not (restart and (i + 1) % restart == 0):
-            f += 4.0 * m**3  # R = H R H
-    return f + 2.0 * m * m * n  # Q X
-
-
-def errors(X: torch.Tensor, ref: torch.Tensor) -> dict:
-    if not bool(torch.isfinite(X).all()):
-        return {"finite": False, "max_sigma_err": None, "dist_svd": None}
-    return {"finite": True, "max_sigma_err": float(metrics.max_sigma_error(X)),
-            "dist_svd": float(metrics.relative_distance(X, ref))}
 
 
 def accuracy(mats: dict[str, torch.Tensor], device: torch.device) -> list[dict]:
@@ -67,10 +44,10 @@ def accuracy(mats: dict[str, torch.Tensor], device: torch.device) -> list[dict]:
                 X0 = normalize(G.to(device, dtype), s.safety)
                 std = iterate(X0, coeffs)
                 row = {"family": fam, "shape": list(G.shape), "schedule": name,
-                       "dtype": dname, "standard": errors(std, ref)}
+                       "dtype": dname, "standard": finite_errors(std, ref)}
                 for r in RESTARTS:
                     Xg = iterate_gram(X0, coeffs, r)
-                    row[f"restart_{r}"] = errors(Xg, ref)
+                    row[f"restart_{r}"] = finite_errors(Xg, ref)
                     if dname == "fp64":
                         row[f"restart_{r}"]["max_diff_to_standard"] = float(
                             (Xg - std).abs().max())

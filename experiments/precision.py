@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from msign import get_schedule, metrics
+from msign import get_schedule
 from msign.api import as_dtype
 from msign.iterate import iterate, run_schedule
 from msign.results import provenance, write_json
 
-from .convergence import captured, families
+from .convergence import captured, families, finite_errors
 
 SCHEDULES = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-express-bf16"]
 NORMALIZATIONS = ["fro", "schatten4", "power-2", "power-8"]
@@ -49,11 +49,13 @@ def power_norm(G: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     return (G64 @ v).norm()
 
 
-def run(G: torch.Tensor, name: str, dtype: torch.dtype, norm: str) -> tuple[torch.Tensor, float,
-                                                                             float]:
-    """Run ``name`` on G in ``dtype`` with normalization ``norm``; (X, x_min, max sigma)."""
+def run(G: torch.Tensor, s64: torch.Tensor, name: str, dtype: torch.dtype,
+        norm: str) -> tuple[torch.Tensor, float, float]:
+    """Run ``name`` on G (singular values ``s64``) in ``dtype`` with normalization ``norm``.
+
+    Returns (X, x_min, max sigma of X).
+    """
     s = get_schedule(name)
-    s64 = torch.linalg.svdvals(G.double())
     if norm in ("fro", "schatten4"):
         s = dataclasses.replace(s, normalization=norm)
         nu = s.safety * (s64.norm() if norm == "fro" else s64.pow(4).sum().pow(0.25))
@@ -96,15 +98,13 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = dname == "tf32"
         for fam, G in tqdm(mats.items(), desc=dname):
             G = (G.mT if G.shape[0] > G.shape[1] else G).contiguous().to(dev)
-            ref = metrics._f64(G)
-            U, _, Vh = torch.linalg.svd(ref, full_matrices=False)
+            U, S, Vh = torch.linalg.svd(G.double(), full_matrices=False)
             polar = U @ Vh
             for name in SCHEDULES:
                 for norm in NORMALIZATIONS:
-                    X, x_min, top = run(G, name, dtype, norm)
-                    ok = bool(torch.isfinite(X).all())
-                    err = float(metrics.max_sigma_error(X)) if ok else None
-                    dist = float(metrics.relative_distance(X, polar)) if ok else None
+                    X, x_min, top = run(G, S, name, dtype, norm)
+                    e = finite_errors(X, polar)
+                    err, dist = e["max_sigma_err"], e["dist_svd"]
                     if dname == "fp64":
                         fp64[fam, name, norm] = err
                     res["rows"].append({

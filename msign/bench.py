@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .api import apply_method
+from .iterate import restarts_at
 from .registry import METHODS
 from .results import provenance
 
@@ -45,6 +46,23 @@ def median_time(fn: Callable[[], object], device: torch.device, repeat: int) -> 
 def schedule_flops(m: int, n: int, coeffs: Sequence[Sequence[float]]) -> float:
     """Engine FLOPs on one (m, n) matrix, m <= n: Gram and apply 2m^2n each, Horner 2m^3 each."""
     return float(sum(4 * m * m * n + 2 * m**3 * (len(c) - 2) for c in coeffs if len(c) >= 2))
+
+
+def gram_flops(m: int, n: int, coeffs: Sequence[Sequence[float]],
+               restart: int | None) -> float:
+    """FLOPs of :func:`msign.iterate.iterate_gram` on one (m, n) matrix, m <= n."""
+    f = 2.0 * m * m * n  # R = X X^T
+    fresh = True  # Q is still the identity (not formed)
+    for i, c in enumerate(coeffs):
+        if restarts_at(i, restart) and not fresh:
+            f += 4.0 * m * m * n  # X = Q X, R = X X^T
+            fresh = True
+        f += 2.0 * m**3 * (len(c) - 2)  # Horner for h(R)
+        f += 0.0 if fresh else 2.0 * m**3  # Q = H Q
+        fresh = False
+        if i + 1 < len(coeffs) and not restarts_at(i + 1, restart):
+            f += 4.0 * m**3  # R = H R H
+    return f + 2.0 * m * m * n  # Q X
 
 
 def _torch_ns(G: torch.Tensor, steps: int) -> torch.Tensor:

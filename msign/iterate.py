@@ -69,24 +69,29 @@ def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
         if len(c) == 2:
             X = mm(X, A, X, beta=c[0], alpha=c[1])
             continue
-        B = mm(A, A, A, beta=c[-2], alpha=c[-1])
-        for cj in reversed(c[1:-2]):
-            B = mm(A, B, A, beta=cj)
-        X = mm(X, B, X, beta=c[0])
+        X = mm(X, _horner(A, c), X, beta=c[0])
     return X
 
 
-def _inner(A: torch.Tensor, c: Sequence[float]) -> torch.Tensor:
-    """h(A) = c0 I + c1 A + ... + cd A^d for symmetric A, by Horner (d - 1 products)."""
+def _horner(A: torch.Tensor, c: Sequence[float]) -> torch.Tensor:
+    """c1 A + c2 A^2 + ... + cd A^d for d >= 2, by Horner in A (d - 1 products)."""
     mm = torch.baddbmm if A.dim() == 3 else torch.addmm
-    if len(c) == 2:
-        H = A * c[1]
-    else:
-        H = mm(A, A, A, beta=c[-2], alpha=c[-1])
-        for cj in reversed(c[1:-2]):
-            H = mm(A, H, A, beta=cj)
+    B = mm(A, A, A, beta=c[-2], alpha=c[-1])
+    for cj in reversed(c[1:-2]):
+        B = mm(A, B, A, beta=cj)
+    return B
+
+
+def _inner(A: torch.Tensor, c: Sequence[float]) -> torch.Tensor:
+    """h(A) = c0 I + c1 A + ... + cd A^d for symmetric A."""
+    H = A * c[1] if len(c) == 2 else _horner(A, c)
     H.diagonal(dim1=-2, dim2=-1).add_(c[0])
     return H
+
+
+def restarts_at(step: int, restart: int | None) -> bool:
+    """Whether the Gram-side iteration re-forms X and R before 0-based ``step``."""
+    return bool(restart) and step > 0 and step % restart == 0
 
 
 def iterate_gram(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
@@ -101,7 +106,7 @@ def iterate_gram(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
     """
     R, Q = X @ X.mT, None
     for i, c in enumerate(coeffs):
-        if restart and i and i % restart == 0 and Q is not None:
+        if restarts_at(i, restart) and Q is not None:
             X, Q = Q @ X, None
             R = X @ X.mT
         if len(c) == 1:
@@ -110,7 +115,7 @@ def iterate_gram(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
         H = _inner(R, c)
         Q = H if Q is None else H @ Q
         # R is needed by the next step unless that step re-forms it (or there is none).
-        if i + 1 < len(coeffs) and not (restart and (i + 1) % restart == 0):
+        if i + 1 < len(coeffs) and not restarts_at(i + 1, restart):
             R = H @ (R @ H)
     return X if Q is None else Q @ X
 

@@ -17,7 +17,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -351,12 +351,11 @@ SCHEDULES: dict[str, Schedule] = {
 # The Gram-side variants (experiments/gram.py, results/gram/cpu.json): restarting every 2
 # steps is the longest interval that stayed finite in bf16 on every test and captured matrix
 # (3 and more blew up on power-law spectra and real gradients).  Wide matrices only.
-for _name in ("jordan", "polar-express"):
-    _s = SCHEDULES[_name]
-    SCHEDULES[f"{_name}-gram"] = Schedule(
-        _s.coeffs, name=f"{_name}-gram", safety=_s.safety, default_steps=_s.default_steps,
-        gram_restart=2, source=f"{_s.source}; run on the Gram side, restarted every 2 steps")
-del _name, _s
+for _s in [SCHEDULES["jordan"], SCHEDULES["polar-express"]]:
+    SCHEDULES[f"{_s.name}-gram"] = replace(
+        _s, name=f"{_s.name}-gram", gram_restart=2,
+        source=f"{_s.source}; run on the Gram side, restarted every 2 steps")
+del _s
 
 
 def get_schedule(name: str) -> Schedule:
