@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from experiments.compare_optimizers import best_single_run  # noqa: E402
 from msign import get_schedule  # noqa: E402
 from msign.iterate import iterate, normalize  # noqa: E402
 from msign.scalar import band  # noqa: E402
@@ -255,8 +256,7 @@ def fig_lm(summary: dict, out: Path) -> Path:
             ax.plot(xs, val, color=COLORS.get(name, "C8"), lw=1.2 if opt == "adamw" else 0.9,
                     ls="--" if opt == "adamw" else "-", label=label)
     # AdamW's learning rate is chosen on one seed; also show the best single AdamW run.
-    top = min((r for r in summary["runs"] if r["optimizer"] == "adamw"),
-              key=lambda r: r["val"][-1][1])
+    top = best_single_run(summary["runs"])
     steps = np.array([st for st, _ in top["val"]], dtype=float)
     for ax, xs in zip(axes, (steps, steps / steps[-1] * top["wall_s"]), strict=True):
         ax.plot(xs, [v for _, v in top["val"]], color="k", ls=":", lw=1.2,

@@ -17,6 +17,7 @@ import numpy as np
 import sympy
 import torch
 
+from experiments.compare_optimizers import best_single_run
 from msign import get_schedule
 from msign.design import taylor_ns
 from msign.results import write_text
@@ -198,7 +199,7 @@ def lm_numbers(summary: dict) -> dict[str, str]:
     best = min(muon, key=lambda t: t["final_val_mean"])
     fracs = [t["fraction_of_adamw_steps"] for t in muon if t["fraction_of_adamw_steps"]]
     hard = [t["fraction_to_best_adamw_run"] for t in muon if t["fraction_to_best_adamw_run"]]
-    best_run = min(r["val"][-1][1] for r in summary["runs"] if r["optimizer"] == "adamw")
+    best_run = best_single_run(summary["runs"])["val"][-1][1]
     rows = []
     for t in table:
         name = "AdamW" if t["optimizer"] == "adamw" else f"Muon \\texttt{{{t['msign']}}}"

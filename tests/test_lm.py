@@ -166,3 +166,22 @@ def test_best_lr_is_chosen_on_the_seeds_every_lr_has():
     assert t["best_lr"] == 0.03 and t["seeds"] == 2
     assert t["final_val_mean"] == pytest.approx(1.625)
     assert t["final_val_spread"] == pytest.approx(0.15)
+
+
+def test_muon_fractions_against_the_adamw_mean_and_its_best_single_run():
+    from experiments.compare_optimizers import analyse, best_single_run
+
+    def run(opt, lr, seed, curve):
+        return {"optimizer": opt, "msign": "jordan" if opt == "muon" else None, "lr": lr,
+                "seed": seed, "val": [[100 * (i + 1), v] for i, v in enumerate(curve)]}
+
+    runs = [run("adamw", 1e-3, 0, [3.0, 2.5, 2.0, 1.8]),
+            run("adamw", 1e-3, 1, [3.0, 2.5, 2.0, 2.2]),
+            run("adamw", 3e-3, 0, [3.0, 2.6, 2.1, 1.9]),
+            run("muon", 0.02, 0, [2.2, 1.9, 1.7, 1.6])]
+    # The best single run (1.8) is seed 0 of lr 1e-3, not the seed mean (2.0) of that lr.
+    assert best_single_run(runs)["val"][-1][1] == 1.8
+    assert best_single_run(runs, "sgd") is None
+    muon = next(t for t in analyse(runs) if t["optimizer"] == "muon")
+    assert muon["fraction_of_adamw_steps"] == pytest.approx((100 + 100 * 0.2 / 0.3) / 400)  # 2.0
+    assert muon["fraction_to_best_adamw_run"] == pytest.approx(250 / 400)  # 1.8
