@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -5,7 +7,11 @@ from hypothesis import HealthCheck, settings
 settings.register_profile(
     "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile("ci")
+# HYPOTHESIS_PROFILE=stress looks 20x harder for a counterexample than CI has time for.
+settings.register_profile(
+    "stress", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def with_singular_values(m: int, n: int, s, seed: int = 0):
