@@ -35,6 +35,10 @@ PRESETS = {
     # two at a time with --jobs 2 --threads 1) takes about 100 minutes on 2 cores.
     "cpu": {"model": GPTConfig(block=128, layers=4, heads=4, d_model=160), "batch": 32,
             "steps": 800, "eval_every": 100, "eval_batches": 16, "warmup": 50},
+    # The scale check: 2.7M parameters, 2000 steps (8.2M tokens), about 1.3 s a step on one
+    # thread; run for AdamW and one Muon at the cpu sweep's best learning rates.
+    "cpu-long": {"model": GPTConfig(block=128, layers=6, heads=4, d_model=192), "batch": 32,
+                 "steps": 2000, "eval_every": 200, "eval_batches": 16, "warmup": 100},
     "gpu": {"model": GPTConfig(block=512, layers=12, heads=12, d_model=768), "batch": 64,
             "steps": 5000, "eval_every": 250, "eval_batches": 40, "warmup": 250},
 }

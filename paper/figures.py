@@ -255,12 +255,16 @@ def fig_lm(summary: dict, out: Path) -> Path:
         for ax, xs in zip(axes, (steps, steps / steps[-1] * wall), strict=True):
             ax.plot(xs, val, color=COLORS.get(name, "C8"), lw=1.2 if opt == "adamw" else 0.9,
                     ls="--" if opt == "adamw" else "-", label=label)
-    # AdamW's learning rate is chosen on one seed; also show the best single AdamW run.
+    # AdamW's learning rate is chosen on one seed; also show the best single AdamW run,
+    # unless it is already the whole AdamW curve (one seed).
     top = best_single_run(summary["runs"])
-    steps = np.array([st for st, _ in top["val"]], dtype=float)
-    for ax, xs in zip(axes, (steps, steps / steps[-1] * top["wall_s"]), strict=True):
-        ax.plot(xs, [v for _, v in top["val"]], color="k", ls=":", lw=1.2,
-                label=f"AdamW best single run (lr {top['lr']:g}, seed {top['seed']})")
+    adamw_lr = next(lr for (opt, _), lr in best.items() if opt == "adamw")
+    adamw_runs = [r for r in summary["runs"] if r["optimizer"] == "adamw" and r["lr"] == adamw_lr]
+    if adamw_runs != [top]:
+        steps = np.array([st for st, _ in top["val"]], dtype=float)
+        for ax, xs in zip(axes, (steps, steps / steps[-1] * top["wall_s"]), strict=True):
+            ax.plot(xs, [v for _, v in top["val"]], color="k", ls=":", lw=1.2,
+                    label=f"AdamW best single run (lr {top['lr']:g}, seed {top['seed']})")
     lo = min(t["final_val_mean"] for t in summary["table"])
     for ax, xlabel in zip(axes, ("step", "wall time [s] (linear in step)"), strict=True):
         ax.set_xlabel(xlabel)
@@ -292,7 +296,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
                                  out / "error_gradient.pdf",
                                  family="blocks.3.fc.weight:step300:grad", error="dist_svd"),
             fig_timing(timing, out / "timing.pdf"),
-            fig_lm(_load(res / "lm" / "summary.json"), out / "lm.pdf")]
+            fig_lm(_load(res / "lm" / "summary.json"), out / "lm.pdf"),
+            fig_lm(_load(res / "lm_long" / "summary.json"), out / "lm_long.pdf")]
     for p in made:
         print(p)
     return made

@@ -244,6 +244,31 @@ def macros(values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lm_long_numbers(summary: dict) -> dict[str, str]:
+    """The scale check: one seed each, AdamW at two learning rates, one Muon method."""
+    table = summary["table"]
+    adamw = next(t for t in table if t["optimizer"] == "adamw")
+    muon = next(t for t in table if t["optimizer"] == "muon")
+    wall = {o: np.mean([r["wall_s"] for r in summary["runs"] if r["optimizer"] == o])
+            for o in ("adamw", "muon")}
+    run, model = summary["runs"][0], summary["model"]
+    steps = run["val"][-1][0]
+    frac = muon["fraction_of_adamw_steps"]
+    return {
+        "LongParams": f"{summary['n_params'] / 1e6:.2f}", "LongLayers": str(model["layers"]),
+        "LongWidth": str(model["d_model"]), "LongSteps": str(steps),
+        "LongTokens": f"{run['tokens_per_step'] * steps / 1e6:.1f}",
+        "LongAdamWLrs": ", ".join(sorted({f"{r['lr']:g}" for r in summary["runs"]
+                                          if r["optimizer"] == "adamw"}, key=float)),
+        "LongAdamWLr": f"{adamw['best_lr']:g}", "LongAdamW": f"{adamw['final_val_mean']:.3f}",
+        "LongMethod": muon["msign"], "LongMuonLr": f"{muon['best_lr']:g}",
+        "LongMuon": f"{muon['final_val_mean']:.3f}",
+        "LongFraction": "--" if frac is None else f"{frac:.2f}",
+        "LongWallRatio": f"{wall['muon'] / wall['adamw']:.2f}",
+        "LongJobs": str(summary["jobs"]),
+    }
+
+
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--results", default=str(RESULTS))
@@ -263,7 +288,8 @@ def main(argv: list[str] | None = None) -> Path:
                                     np.load(res / "gradients" / "cpu.npz")),
               **precision_numbers(load("precision/cpu_fp64-fp32-fp16-bf16.json")),
               **gram_numbers(load("gram/cpu.json")),
-              **lm_numbers(load("lm/summary.json"))}
+              **lm_numbers(load("lm/summary.json")),
+              **lm_long_numbers(load("lm_long/summary.json"))}
     write_text(args.out, macros(values))
     return Path(args.out)
 
