@@ -103,16 +103,15 @@ def analyse(runs: list[dict]) -> list[dict]:
                       "final_val_spread": float(np.max(finals) - np.min(finals)),
                       "seeds": len(finals), "_runs": by_lr[best_lr]})
     adamw = next((t for t in table if t["optimizer"] == "adamw"), None)
-    for t in table:
-        if adamw is None:
-            break
+    if adamw is not None:
         total = adamw["_runs"][0]["val"][-1][0]
-        curve = mean_curve(t["_runs"])
-        for key, target in (("fraction_of_adamw_steps", adamw["final_val_mean"]),
-                            ("fraction_to_best_adamw_run",
-                             best_single_run(runs)["val"][-1][1])):
-            reach = steps_to_reach(curve, target)
-            t[key] = None if reach is None else reach / total
+        targets = {"fraction_of_adamw_steps": adamw["final_val_mean"],
+                   "fraction_to_best_adamw_run": best_single_run(runs)["val"][-1][1]}
+        for t in table:
+            curve = mean_curve(t["_runs"])
+            for key, target in targets.items():
+                reach = steps_to_reach(curve, target)
+                t[key] = None if reach is None else reach / total
     for t in table:
         del t["_runs"]
     return sorted(table, key=lambda t: t["final_val_mean"])

@@ -192,6 +192,19 @@ def gram_numbers(res: dict) -> dict[str, str]:
     return out
 
 
+def lm_setup(summary: dict, prefix: str) -> dict[str, str]:
+    """Model size, steps, tokens and Muon/AdamW wall-time ratio of an LM summary."""
+    run, model = summary["runs"][0], summary["model"]
+    steps = run["val"][-1][0]
+    wall = {o: np.mean([r["wall_s"] for r in summary["runs"] if r["optimizer"] == o])
+            for o in ("adamw", "muon")}
+    return {f"{prefix}{k}": v for k, v in {
+        "Params": f"{summary['n_params'] / 1e6:.2f}", "Layers": str(model["layers"]),
+        "Width": str(model["d_model"]), "Steps": str(steps),
+        "Tokens": f"{run['tokens_per_step'] * steps / 1e6:.1f}",
+        "WallRatio": f"{wall['muon'] / wall['adamw']:.2f}"}.items()}
+
+
 def lm_numbers(summary: dict) -> dict[str, str]:
     table = summary["table"]
     adamw = next(t for t in table if t["optimizer"] == "adamw")
@@ -211,22 +224,14 @@ def lm_numbers(summary: dict) -> dict[str, str]:
                     f"{'--' if hard_t is None else f'{hard_t:.2f}'} \\\\")
     lrs = {o: len({r["lr"] for r in summary["runs"] if r["optimizer"] == o})
            for o in ("adamw", "muon")}
-    wall = {o: np.mean([r["wall_s"] for r in summary["runs"] if r["optimizer"] == o])
-            for o in ("adamw", "muon")}
-    run = summary["runs"][0]
-    steps = run["val"][-1][0]
-    model = summary["model"]
     return {
-        "LMRows": "\n".join(rows), "LMParams": f"{summary['n_params'] / 1e6:.2f}",
-        "LMLayers": str(model["layers"]), "LMWidth": str(model["d_model"]),
-        "LMBlock": str(model["block"]), "LMSteps": str(steps),
-        "LMTokens": f"{run['tokens_per_step'] * steps / 1e6:.1f}",
+        **lm_setup(summary, "LM"), "LMRows": "\n".join(rows),
+        "LMBlock": str(summary["model"]["block"]),
         "LMRuns": str(len(summary["runs"])), "LMDevice": tex(summary["device"]),
         "LMAdamW": f"{adamw['final_val_mean']:.3f}", "LMAdamWLr": f"{adamw['best_lr']:g}",
         "LMBestMethod": best["msign"], "LMBest": f"{best['final_val_mean']:.3f}",
         "LMBestFraction": f"{min(fracs):.2f}" if fracs else "--",
         "LMAdamWLrs": str(lrs["adamw"]), "LMMuonLrs": str(lrs["muon"]),
-        "LMWallRatio": f"{wall['muon'] / wall['adamw']:.2f}",
         "LMWorstFraction": f"{max(fracs):.2f}" if fracs else "--",
         "LMHardMin": f"{min(hard):.2f}" if hard else "--",
         "LMHardMax": f"{max(hard):.2f}" if hard else "--",
@@ -246,25 +251,17 @@ def macros(values: dict[str, str]) -> str:
 
 def lm_long_numbers(summary: dict) -> dict[str, str]:
     """The scale check: one seed each, AdamW at two learning rates, one Muon method."""
-    table = summary["table"]
-    adamw = next(t for t in table if t["optimizer"] == "adamw")
-    muon = next(t for t in table if t["optimizer"] == "muon")
-    wall = {o: np.mean([r["wall_s"] for r in summary["runs"] if r["optimizer"] == o])
-            for o in ("adamw", "muon")}
-    run, model = summary["runs"][0], summary["model"]
-    steps = run["val"][-1][0]
+    adamw = next(t for t in summary["table"] if t["optimizer"] == "adamw")
+    muon = next(t for t in summary["table"] if t["optimizer"] == "muon")
     frac = muon["fraction_of_adamw_steps"]
     return {
-        "LongParams": f"{summary['n_params'] / 1e6:.2f}", "LongLayers": str(model["layers"]),
-        "LongWidth": str(model["d_model"]), "LongSteps": str(steps),
-        "LongTokens": f"{run['tokens_per_step'] * steps / 1e6:.1f}",
+        **lm_setup(summary, "Long"),
         "LongAdamWLrs": ", ".join(sorted({f"{r['lr']:g}" for r in summary["runs"]
                                           if r["optimizer"] == "adamw"}, key=float)),
         "LongAdamWLr": f"{adamw['best_lr']:g}", "LongAdamW": f"{adamw['final_val_mean']:.3f}",
         "LongMethod": muon["msign"], "LongMuonLr": f"{muon['best_lr']:g}",
         "LongMuon": f"{muon['final_val_mean']:.3f}",
         "LongFraction": "--" if frac is None else f"{frac:.2f}",
-        "LongWallRatio": f"{wall['muon'] / wall['adamw']:.2f}",
         "LongJobs": str(summary["jobs"]),
     }
 
