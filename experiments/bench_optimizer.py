@@ -15,6 +15,7 @@ import argparse
 import torch
 
 from msign.bench import median_time
+from msign.gemm import GEMM_MODES
 from msign.optim import Muon
 from msign.results import provenance, write_json
 
@@ -36,6 +37,8 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, default=768)
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
+                    help="msign Muon's bf16 products: native, emulated or auto")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     dev = torch.device(args.device)
@@ -43,9 +46,8 @@ def main() -> None:
     opts = {
         "torch.optim.AdamW": torch.optim.AdamW(ps, lr=1e-3),
         "torch.optim.Muon": torch.optim.Muon(ps, lr=0.02, adjust_lr_fn="original"),
-        "msign Muon jordan": Muon(ps, lr=0.02, msign="jordan"),
-        "msign Muon polar-express": Muon(ps, lr=0.02, msign="polar-express"),
-        "msign Muon you": Muon(ps, lr=0.02, msign="you"),
+        **{f"msign Muon {m}": Muon(ps, lr=0.02, msign=m, msign_gemm=args.gemm)
+           for m in ("jordan", "polar-express", "you")},
     }
     times = {name: median_time(o.step, dev, args.repeat) for name, o in opts.items()}
     res = {**provenance(dev), "d_model": args.d_model, "layers": args.layers,

@@ -19,6 +19,8 @@ from tqdm import tqdm
 
 from msign import METHODS, metrics
 from msign.api import apply_method, as_dtype
+from msign.exact import svd_msign
+from msign.gemm import GEMM_MODES, resolve_gemm
 from msign.iterate import iterate, normalize
 from msign.results import provenance, write_json
 
@@ -74,16 +76,16 @@ def finite_errors(X: torch.Tensor, ref: torch.Tensor) -> dict:
 
 
 def run_schedule_steps(G: torch.Tensor, name: str, dtype: torch.dtype, steps: int,
-                       ref: torch.Tensor) -> list[dict]:
+                       ref: torch.Tensor, gemm: str = "auto") -> list[dict]:
     sched = METHODS[name].schedule
-    s64 = torch.linalg.svdvals(G)
-    nu = sched.safety * G.norm()
+    s64 = torch.linalg.svdvals(G).cpu().numpy()
+    path = resolve_gemm(gemm, dtype, G.device)
     X = normalize(G.to(dtype), sched.safety)
     rows = []
     for k, c in enumerate(sched.step_coeffs(steps), start=1):
-        X = iterate(X, [c])
+        X = iterate(X, [c], gemm=path)
         sv = torch.linalg.svdvals(X.double()).cpu()
-        pred = torch.from_numpy(np.asarray(sched.scalar_map((s64 / nu).cpu().numpy(), k)))
+        pred = torch.from_numpy(np.asarray(sched.scalar_map(s64 / sched.divisor(s64), k)))
         gap = float((sv - pred.sort(descending=True).values).abs().max())
         rows.append({"step": k, "matmuls": sched.matmuls(k), **errors(X, ref),
                      "scalar_map_gap": gap})
@@ -95,7 +97,7 @@ def run_classical(G: torch.Tensor, name: str, dtype: torch.dtype, ref: torch.Ten
     rows = []
     for k in range(1, max_steps + 1):
         try:
-            X = apply_method(G.to(dtype), METHODS[name], k)
+            X = apply_method(G.to(dtype), METHODS[name], k)  # fp32/fp64: native products
         except ValueError:  # newton on singular input
             break
         rows.append({"step": k, "matmuls": None, **errors(X, ref)})
@@ -109,13 +111,15 @@ def main() -> None:
     ap.add_argument("--size", default="256x512")
     ap.add_argument("--out", default=None)
     ap.add_argument("--gradients", help="an .npz from experiments.capture: add its matrices")
+    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
+                    help="bf16/fp16 products: native, emulated (fp32-accumulated) or auto")
     args = ap.parse_args()
     m, n = (int(v) for v in args.size.split("x"))
     dev = torch.device(args.device)
     fams = families(m, n)
     if args.gradients:
         fams.update(captured(args.gradients))
-    res = {**provenance(dev), "size": [m, n], "runs": []}
+    res = {**provenance(dev), "size": [m, n], "gemm": args.gemm, "runs": []}
     for dname in args.dtypes.split(","):
         # tf32: float32 storage, TensorFloat-32 matmuls (CUDA only).
         dtype = torch.float32 if dname == "tf32" else as_dtype(dname, "--dtypes")
@@ -123,11 +127,12 @@ def main() -> None:
         for fam, G64 in tqdm(fams.items(), desc=dname):
             if G64.shape[0] > G64.shape[1]:  # work on the small Gram side; errors are equal
                 G64 = G64.mT.contiguous()
-            ref = METHODS["svd"].fn(G64, None, None)
+            ref = svd_msign(G64)
             G = G64.to(dev)
             for name in SCHEDULED:
                 default = METHODS[name].schedule.resolve_steps(None)
-                rows = run_schedule_steps(G, name, dtype, max(default, 10), ref.to(dev))
+                rows = run_schedule_steps(G, name, dtype, max(default, 10), ref.to(dev),
+                                          args.gemm)
                 res["runs"].append({"dtype": dname, "family": fam, "method": name,
                                     "default_steps": default, "steps": rows})
             if dtype in (torch.float32, torch.float64):

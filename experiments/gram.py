@@ -19,13 +19,13 @@ import torch
 from tqdm import tqdm
 
 from msign import get_schedule
-from msign.bench import gram_flops, median_time, schedule_flops
-from msign.iterate import iterate, iterate_gram, normalize
+from msign.bench import median_time
+from msign.iterate import gram_flops, iterate, iterate_gram, normalize, schedule_flops
 from msign.results import provenance, write_json
 
 from .convergence import captured, families, finite_errors
 
-SCHEDULES = ["jordan", "polar-express", "polar-express-bf16"]
+STUDIED = ["jordan", "polar-express", "polar-express-bf16"]
 RESTARTS = [None, 2, 3, 4]
 DTYPES = {"fp64": torch.float64, "fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -37,7 +37,7 @@ def accuracy(mats: dict[str, torch.Tensor], device: torch.device) -> list[dict]:
             G = G.mT.contiguous()
         U, _, Vh = torch.linalg.svd(G, full_matrices=False)
         ref = (U @ Vh).to(device)
-        for name in SCHEDULES:
+        for name in STUDIED:
             s = get_schedule(name)
             coeffs = s.step_coeffs()
             for dname, dtype in DTYPES.items():
@@ -61,7 +61,7 @@ def timing(shapes: list[tuple[int, ...]], device: torch.device, repeat: int) -> 
         m, n = shape[-2:]
         for dname in ("bf16", "fp32"):
             G = torch.randn(*shape, device=device, dtype=DTYPES[dname])
-            for name in SCHEDULES[:2]:
+            for name in STUDIED[:2]:
                 s = get_schedule(name)
                 coeffs = s.step_coeffs()
                 X0 = normalize(G, s.safety)

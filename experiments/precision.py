@@ -29,13 +29,16 @@ from tqdm import tqdm
 
 from msign import get_schedule
 from msign.api import as_dtype
+from msign.gemm import GEMM_MODES, resolve_gemm
 from msign.iterate import iterate, run_schedule
 from msign.results import provenance, write_json
 
 from .convergence import captured, families, finite_errors
 
-SCHEDULES = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-express-bf16"]
-NORMALIZATIONS = ["fro", "schatten4", "power-2", "power-8"]
+# Not msign.SCHEDULES / msign.schedules.NORMALIZATIONS: the schedules this study runs, and its
+# normalization rules, which add power-iteration estimates to the two a Schedule supports.
+STUDIED = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-express-bf16"]
+NORM_RULES = ["fro", "schatten4", "power-2", "power-8"]
 
 
 def power_norm(G: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
@@ -50,19 +53,20 @@ def power_norm(G: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
 
 
 def run(G: torch.Tensor, s64: torch.Tensor, name: str, dtype: torch.dtype,
-        norm: str) -> tuple[torch.Tensor, float, float]:
+        norm: str, gemm: str = "auto") -> tuple[torch.Tensor, float, float]:
     """Run ``name`` on G (singular values ``s64``) in ``dtype`` with normalization ``norm``.
 
     Returns (X, x_min, max sigma of X).
     """
     s = get_schedule(name)
+    path = resolve_gemm(gemm, dtype, G.device)
     if norm in ("fro", "schatten4"):
         s = dataclasses.replace(s, normalization=norm)
-        nu = s.safety * (s64.norm() if norm == "fro" else s64.pow(4).sum().pow(0.25))
-        X = run_schedule(G.to(dtype), s)
+        nu = s.divisor(s64.cpu().numpy())
+        X = run_schedule(G.to(dtype), s, gemm=path)
     else:
-        nu = s.safety * power_norm(G, int(norm.split("-")[1]))
-        X = iterate((G.double() / nu).to(dtype), s.step_coeffs())
+        nu = s.safety * float(power_norm(G, int(norm.split("-")[1])))
+        X = iterate((G.double() / nu).to(dtype), s.step_coeffs(), gemm=path)
     finite = bool(torch.isfinite(X).all())
     top = float(torch.linalg.svdvals(X.double()).max()) if finite else float("inf")
     return X, float(s64[s64 > 0].min() / nu), top
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", default="256x512")
     ap.add_argument("--gradients", default="results/gradients/cpu.npz",
                     help="captured matrices to add ('' for none)")
+    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
+                    help="bf16/fp16 products: native, emulated (fp32-accumulated) or auto")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
@@ -91,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     mats = {k: fams[k] for k in ("gaussian", "kappa1e4", "lowrank_noise")}
     if args.gradients:
         mats.update({k: v for k, v in captured(args.gradients).items() if "step300" in k})
-    res = {**provenance(dev), "size": [m, n], "rows": []}
+    res = {**provenance(dev), "size": [m, n], "gemm": args.gemm, "rows": []}
     fp64: dict[tuple, float | None] = {}
     for dname in args.dtypes.split(","):
         dtype = torch.float32 if dname == "tf32" else as_dtype(dname, "--dtypes")
@@ -100,9 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
             G = (G.mT if G.shape[0] > G.shape[1] else G).contiguous().to(dev)
             U, S, Vh = torch.linalg.svd(G.double(), full_matrices=False)
             polar = U @ Vh
-            for name in SCHEDULES:
-                for norm in NORMALIZATIONS:
-                    X, x_min, top = run(G, S, name, dtype, norm)
+            for name in STUDIED:
+                for norm in NORM_RULES:
+                    X, x_min, top = run(G, S, name, dtype, norm, args.gemm)
                     e = finite_errors(X, polar)
                     err, dist = e["max_sigma_err"], e["dist_svd"]
                     if dname == "fp64":

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from msign.api import as_dtype
 from msign.bench import format_rows, run
+from msign.gemm import GEMM_MODES
 from msign.results import write_json
 
 SHAPES = {"cpu": [(512, 512), (256, 1024), (256, 2048), (8, 256, 256), (1024, 4096)],
@@ -27,12 +28,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default=None, help="default: bf16 on cuda, fp32 on cpu")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
+                    help="bf16/fp16 products: native, emulated (fp32-accumulated) or auto")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     dname = args.dtype or ("bf16" if kind == "cuda" else "fp32")
     dtype = as_dtype(dname, "--dtype")
-    res = run(SHAPES[kind], dtype, args.device, METHODS_TIMED, args.repeat,
+    res = run(SHAPES[kind], dtype, args.device, METHODS_TIMED, args.repeat, gemm=args.gemm,
               progress=lambda xs: tqdm(xs, desc="shapes"))
     write_json(args.out or f"results/timing/{kind}_{dname}.json", res)
     print(format_rows(res))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from msign.gemm import GEMM_MODES
 from msign.optim import Muon, muon_param_groups
 
 from . import data
@@ -58,7 +59,7 @@ def make_optimizer(model: GPT, args: argparse.Namespace) -> torch.optim.Optimize
                                  weight_decay=args.weight_decay)
     return Muon(muon_param_groups(model), lr=args.lr, msign=args.msign,
                 weight_decay=args.weight_decay, adamw_lr=args.adamw_lr,
-                adamw_weight_decay=args.weight_decay)
+                adamw_weight_decay=args.weight_decay, msign_gemm=args.gemm)
 
 
 @torch.no_grad()
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", help="corpus cache (default $MSIGN_CACHE or ~/.cache/msign)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
+                    help="Muon's bf16 products: native, emulated (fp32-accumulated) or auto")
     args = ap.parse_args(argv)
     p = PRESETS[args.preset]
     steps = args.steps or p["steps"]

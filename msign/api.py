@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from .registry import Method, resolve_method
+from .gemm import GEMM_MODES, resolve_gemm
+from .registry import METHODS, Method, resolve_method
 from .schedules import Schedule
 
 __all__ = ["msign", "polar", "as_dtype"]
@@ -38,7 +39,8 @@ def as_dtype(dtype: Any, name: str = "compute_dtype") -> torch.dtype:
     )
 
 
-def _as_tensor(G: Any, name: str = "G") -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
+def _as_tensor(G: Any, name: str = "G", allow_empty: bool = False
+               ) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
     """Validate G and return it as a torch tensor plus the converter back to G's type."""
     if isinstance(G, np.ndarray):
         if np.iscomplexobj(G):
@@ -63,7 +65,7 @@ def _as_tensor(G: Any, name: str = "G") -> tuple[torch.Tensor, Callable[[torch.T
     if X.dim() < 2:
         raise ValueError(f"{name} must have shape (..., m, n) with at least 2 dimensions; "
                          f"got shape {tuple(X.shape)}")
-    if X.numel() == 0:
+    if X.numel() == 0 and not allow_empty:
         raise ValueError(f"{name} is empty (shape {tuple(X.shape)}); m and n must be >= 1")
     if not bool(torch.isfinite(X).all()):
         raise ValueError(f"{name} contains NaN or Inf")
@@ -72,31 +74,34 @@ def _as_tensor(G: Any, name: str = "G") -> tuple[torch.Tensor, Callable[[torch.T
 
 def apply_method(X: torch.Tensor, method: Method, steps: int | None = None,
                  compute_dtype: torch.dtype | None = None,
-                 info: dict[str, Any] | None = None) -> torch.Tensor:
+                 info: dict[str, Any] | None = None, gemm: str = "auto") -> torch.Tensor:
     """Run a resolved method on a validated tensor of shape (..., m, n); no input checks.
 
     Batch dimensions are flattened, tall matrices are transposed to the wide (small
     Gram side) orientation, the method runs in ``compute_dtype`` (promoted to float32
-    for ``min_float32`` methods) and the result comes back in X's dtype and shape.
+    for ``min_float32`` methods) with its products on the ``gemm`` path
+    (:func:`msign.gemm.resolve_gemm`), and the result comes back in X's dtype and shape.
     """
     cd = X.dtype if compute_dtype is None else compute_dtype
     if method.min_float32 and cd in (torch.float16, torch.bfloat16):
         cd = torch.float32
+    path = resolve_gemm(gemm, cd, X.device)
     if info is not None:
-        info["compute_dtype"] = cd
+        info.update(method=method.name, compute_dtype=cd, gemm=path.path)
     *batch, rows, cols = X.shape
     Y = X.reshape(-1, rows, cols) if batch else X
     tall = rows > cols
     if tall:
         Y = Y.mT
-    Y = method.fn(Y.to(cd), steps, info)
+    Y = method.fn(Y.to(cd), steps, path, info)
     if tall:
         Y = Y.mT
     return Y.to(X.dtype).reshape(X.shape)
 
 
 def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
-          steps: int | None = None, compute_dtype: Any = None) -> ArrayT:
+          steps: int | None = None, compute_dtype: Any = None, gemm: str = "auto",
+          return_info: bool = False) -> ArrayT | tuple[ArrayT, dict[str, Any]]:
     """Matrix sign / polar factor msign(G) = U V^T of G = U diag(s) V^T.
 
     Parameters
@@ -104,8 +109,7 @@ def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
     G : torch.Tensor or numpy.ndarray, shape (..., m, n)
         Real floating-point input; leading dimensions are a batch.
     method : str or Schedule
-        A name in ``msign.METHODS`` (``svd``, ``cubic``, ``quintic``, ``jordan``, ``you``,
-        ``you-5``, ``su-5``, ``polar-express``, ``newton``, ``qdwh``) or any Schedule.
+        A name in ``msign.METHODS`` ({methods}) or any Schedule.
     steps : int, optional
         Iterations; ``None`` is the method's default (jordan 5, you 6, polar-express 8,
         cubic 21, quintic 14, newton/qdwh until their stopping rule).  A per-step schedule
@@ -114,11 +118,28 @@ def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
         Arithmetic dtype (``torch.bfloat16`` or ``"bf16"``, fp16, fp32, fp64); ``None``
         means G's dtype.  ``svd``, ``newton`` and ``qdwh`` need factorizations that torch
         provides only in float32/64, so they compute half-precision input in float32.
+    gemm : {{"auto", "native", "emulated"}}
+        How bf16/fp16 matrix products are computed (fp32/fp64 are always native).
+        ``native``: torch's half-precision GEMM.  ``emulated``: an fp32 GEMM of the
+        half-precision inputs, rounded once to the compute dtype, as a GPU tensor core
+        does; for CPUs whose native bf16 GEMM is a slow fallback (AVX2 only).  ``auto``
+        (default): native on GPUs and on CPUs with fast half-precision GEMMs, emulated
+        where a once-per-process check finds the native one slow (:mod:`msign.gemm`).
+    return_info : bool
+        Also return a dict of what was done (see Returns).
 
     Returns
     -------
     X : same type, shape and dtype as G
         The approximation of msign(G); exactly zero for a zero matrix.
+    info : dict, only with ``return_info=True``
+        ``method``; ``iterations`` (None for svd and plain callables); ``matmuls`` (matrix
+        products, as run: a ``-gram`` schedule counts its Gram-side products);
+        ``factorizations`` (QR/Cholesky/inverse/SVD calls); ``flops`` (the cost model of
+        :func:`msign.iterate.cost`, or standard operation counts for the factorizations);
+        ``compute_dtype``; ``gemm`` (the path used: "native" or "emulated");
+        ``converged`` (newton/qdwh: whether the stopping rule was met; None for fixed
+        schedules and svd).  A newton/qdwh run that reaches its iteration cap warns.
 
     Raises
     ------
@@ -142,11 +163,24 @@ def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
     True
     >>> bool(np.allclose(msign(G, "qdwh"), X))
     True
+    >>> X, info = msign(G, "jordan", return_info=True)
+    >>> info["iterations"], info["matmuls"], info["flops"], info["converged"]
+    (5, 15, 240.0, None)
     """
     X, back = _as_tensor(G)
     m = resolve_method(method)
     cd = None if compute_dtype is None else as_dtype(compute_dtype)
-    return back(apply_method(X, m, steps, cd))
+    if gemm not in GEMM_MODES:
+        raise ValueError(f"gemm must be one of {GEMM_MODES}; got {gemm!r}")
+    if not isinstance(return_info, bool):
+        raise TypeError(f"return_info must be a bool; got {return_info!r}")
+    info: dict[str, Any] | None = {} if return_info else None
+    Y = back(apply_method(X, m, steps, cd, info, gemm))
+    return (Y, info) if return_info else Y
+
+
+# The method list is the registry's, not a copy that can drift from it.
+msign.__doc__ = msign.__doc__.format(methods=", ".join(f"``{n}``" for n in METHODS))
 
 
 def polar(G: ArrayT, method: str | Schedule | Method = "svd",
@@ -155,6 +189,20 @@ def polar(G: ArrayT, method: str | Schedule | Method = "svd",
 
     Like ``scipy.linalg.polar``: U = msign(G) by ``method``; P is the symmetric
     positive semidefinite factor, ``U^T G`` (n x n) or ``G U^T`` (m x m), symmetrized.
+    Empty input is accepted as SciPy accepts it: for shape (0, n) U is (0, n) and P the
+    (n, n) zero matrix (side="right").  :func:`msign` itself rejects empty input.  Unlike
+    SciPy, leading batch dimensions are allowed and the method is selectable.
+
+    Parameters
+    ----------
+    G : torch.Tensor or numpy.ndarray, shape (..., m, n)
+    method : str or Schedule
+        As for :func:`msign`; ``svd`` (default) is exact.
+    side : {"right", "left"}
+
+    Returns
+    -------
+    U, P : same type and dtype as G
 
     Examples
     --------
@@ -167,8 +215,8 @@ def polar(G: ArrayT, method: str | Schedule | Method = "svd",
     """
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left'; got {side!r}")
-    X, back = _as_tensor(G)
-    U = apply_method(X, resolve_method(method))
+    X, back = _as_tensor(G, allow_empty=True)
+    U = apply_method(X, resolve_method(method)) if X.numel() else X.clone()
     P = U.mT @ X if side == "right" else X @ U.mT
     P = 0.5 * (P + P.mT)
     return back(U), back(P)

@@ -32,8 +32,9 @@ from .schedules import Schedule, check_steps, odd_poly
 __all__ = ["taylor_ns", "pade", "minimax_odd", "polar_express", "jordan_style",
            "PE_CUSHION"]
 
-#: Cushion of the published Polar Express table (coefficients.md: the repository comment
-#: says 0.02, but only this value reproduces the table; also Su Jianlin's re-derivation).
+#: Cushion of the published Polar Express table (NoahAmsel/PolarExpress).  The repository's
+#: comment says 0.02, but only this value reproduces its table; it is also the value of Su
+#: Jianlin's re-derivation (kexue.fm/archives/10996).  Test: tests/test_design.py.
 PE_CUSHION = 0.02407327424182761
 #: Interval ratio l/u above which a step is the Taylor polynomial scaled to u (Polar Express):
 #: the minimax problem degenerates there and Taylor is optimal to rounding.

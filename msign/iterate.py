@@ -1,10 +1,13 @@
-"""The one odd-polynomial iteration engine.
+"""The one odd-polynomial iteration engine, and its cost model.
 
 Every schedule-based method (cubic and quintic Newton-Schulz, Jordan, You, Polar
 Express, user schedules) runs through :func:`run_schedule`.  Each step applies
 p(x) = c0 x + c1 x^3 + ... to the singular values of X through the Gram matrix
 A = X X^T of the smaller side, using fused ``addmm``/``baddbmm`` so that no
 identity matrix is built and each step costs (number of coefficients) products.
+Every product goes through a :class:`msign.gemm.Gemm` (native, or fp32-accumulated
+emulation of a half-precision GEMM); :func:`cost` counts the products and FLOPs of
+exactly the path :func:`run_schedule` takes.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections.abc import Sequence
 
 import torch
 
+from .gemm import NATIVE, Gemm
 from .schedules import Schedule
 
-__all__ = ["normalize", "iterate", "iterate_gram", "run_schedule"]
+__all__ = ["normalize", "iterate", "iterate_gram", "run_schedule", "uses_gram_side", "cost",
+           "schedule_flops", "gram_flops"]
 
 
 def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
@@ -46,7 +51,7 @@ def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
 
 
 def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
-            gram: torch.Tensor | None = None) -> torch.Tensor:
+            gram: torch.Tensor | None = None, gemm: Gemm = NATIVE) -> torch.Tensor:
     """Apply the odd polynomials ``coeffs`` to X of shape (m, n) or (B, m, n), m <= n.
 
     Step ``(c0, c1, ..., cd)`` computes ``c0 X + (c1 A + c2 A^2 + ... + cd A^d) X``
@@ -57,34 +62,32 @@ def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
         # Measured: on CPU a loop of addmm beats baddbmm (1.10 s vs 1.34 s for 12 bf16
         # 768x2304 matrices, and 1.22x for a batch of one); on GPU batches > 1 win.
         grams = [None] * X.shape[0] if gram is None else gram.unbind(0)
-        return torch.stack([iterate(x, coeffs, a) for x, a in zip(X.unbind(0), grams,
-                                                                   strict=True)])
-    mm = torch.baddbmm if X.dim() == 3 else torch.addmm
+        return torch.stack([iterate(x, coeffs, a, gemm) for x, a in zip(X.unbind(0), grams,
+                                                                        strict=True)])
     for c in coeffs:
         if len(c) == 1:
             X, gram = X * c[0], None
             continue
-        A = X @ X.mT if gram is None else gram
+        A = gemm.mm(X, X.mT) if gram is None else gram
         gram = None
         if len(c) == 2:
-            X = mm(X, A, X, beta=c[0], alpha=c[1])
+            X = gemm.addmm(X, A, X, beta=c[0], alpha=c[1])
             continue
-        X = mm(X, _horner(A, c), X, beta=c[0])
+        X = gemm.addmm(X, _horner(A, c, gemm), X, beta=c[0])
     return X
 
 
-def _horner(A: torch.Tensor, c: Sequence[float]) -> torch.Tensor:
+def _horner(A: torch.Tensor, c: Sequence[float], gemm: Gemm) -> torch.Tensor:
     """c1 A + c2 A^2 + ... + cd A^d for d >= 2, by Horner in A (d - 1 products)."""
-    mm = torch.baddbmm if A.dim() == 3 else torch.addmm
-    B = mm(A, A, A, beta=c[-2], alpha=c[-1])
+    B = gemm.addmm(A, A, A, beta=c[-2], alpha=c[-1])
     for cj in reversed(c[1:-2]):
-        B = mm(A, B, A, beta=cj)
+        B = gemm.addmm(A, B, A, beta=cj)
     return B
 
 
-def _inner(A: torch.Tensor, c: Sequence[float]) -> torch.Tensor:
+def _inner(A: torch.Tensor, c: Sequence[float], gemm: Gemm) -> torch.Tensor:
     """h(A) = c0 I + c1 A + ... + cd A^d for symmetric A."""
-    H = A * c[1] if len(c) == 2 else _horner(A, c)
+    H = A * c[1] if len(c) == 2 else _horner(A, c, gemm)
     H.diagonal(dim1=-2, dim2=-1).add_(c[0])
     return H
 
@@ -95,46 +98,115 @@ def restarts_at(step: int, restart: int | None) -> bool:
 
 
 def iterate_gram(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
-                 restart: int | None = None) -> torch.Tensor:
+                 restart: int | None = None, gram: torch.Tensor | None = None,
+                 gemm: Gemm = NATIVE) -> torch.Tensor:
     """:func:`iterate` on the Gram side, for wide X (m << n); same result in exact arithmetic.
 
     With R_k = X_k X_k^T and h_k the step's inner polynomial, X_{k+1} = h_k(R_k) X_k, so
     X_k = Q_k X_0 with Q_{k+1} = h_k(R_k) Q_k and R_{k+1} = h_k(R_k) R_k h_k(R_k): all
     m x m.  Only the first Gram product and the final Q X_0 touch the n side.  Every
     ``restart`` steps X = Q X and R are re-formed (Gram Newton-Schulz restarts: R and Q
-    drift in low precision).
+    drift in low precision).  ``gram``, if given, is X X^T already computed.
     """
-    R, Q = X @ X.mT, None
+    mm = gemm.mm
+    R, Q = (mm(X, X.mT) if gram is None else gram), None
     for i, c in enumerate(coeffs):
         if restarts_at(i, restart) and Q is not None:
-            X, Q = Q @ X, None
-            R = X @ X.mT
+            X, Q = mm(Q, X), None
+            R = mm(X, X.mT)
         if len(c) == 1:
             X, R = X * c[0], R * c[0] ** 2
             continue
-        H = _inner(R, c)
-        Q = H if Q is None else H @ Q
+        H = _inner(R, c, gemm)
+        Q = H if Q is None else mm(H, Q)
         # R is needed by the next step unless that step re-forms it (or there is none).
         if i + 1 < len(coeffs) and not restarts_at(i + 1, restart):
-            R = H @ (R @ H)
-    return X if Q is None else Q @ X
+            R = mm(H, mm(R, H))
+    return X if Q is None else mm(Q, X)
 
 
-def run_schedule(X: torch.Tensor, schedule: Schedule, steps: int | None = None) -> torch.Tensor:
+def uses_gram_side(schedule: Schedule, m: int, n: int) -> bool:
+    """Whether :func:`run_schedule` takes the Gram side for an (m, n) matrix, m <= n."""
+    return schedule.gram_restart is not None and n >= 2 * m
+
+
+def run_schedule(X: torch.Tensor, schedule: Schedule, steps: int | None = None,
+                 gemm: Gemm = NATIVE) -> torch.Tensor:
     """Normalize X (shape (m, n) or (B, m, n), m <= n) and run ``schedule`` on it.
 
     A schedule with ``gram_restart`` runs on the Gram side when n >= 2m, where that saves
-    FLOPs; otherwise (and for Schatten-4 normalization) the standard iteration runs.
+    FLOPs; otherwise the standard iteration runs.  Both honour the schedule's normalization.
     """
-    if schedule.gram_restart is not None and X.shape[-1] >= 2 * X.shape[-2]:
-        return iterate_gram(normalize(X, schedule.safety), schedule.step_coeffs(steps),
-                            schedule.gram_restart)
+    coeffs = schedule.step_coeffs(steps)
+    gram_side = uses_gram_side(schedule, *X.shape[-2:])
     if schedule.normalization == "fro":
-        return iterate(normalize(X, schedule.safety), schedule.step_coeffs(steps))
+        X = normalize(X, schedule.safety)
+        return iterate_gram(X, coeffs, schedule.gram_restart, gemm=gemm) if gram_side \
+            else iterate(X, coeffs, gemm=gemm)
     # Schatten-4: Frobenius first (keeps the Gram product in range), then divide by
     # ||A||_F^(1/2) <= 1 with A = X X^T, and hand the rescaled A to the first step.
     X = normalize(X)
-    A = X @ X.mT
+    A = gemm.mm(X, X.mT)
     nu2 = torch.linalg.matrix_norm(A, keepdim=True).clamp_min(torch.finfo(X.dtype).tiny)
     nu2 = nu2 * schedule.safety**2
-    return iterate(X / nu2.sqrt(), schedule.step_coeffs(steps), A / nu2)
+    X, A = X / nu2.sqrt(), A / nu2
+    if gram_side:
+        return iterate_gram(X, coeffs, schedule.gram_restart, A, gemm)
+    return iterate(X, coeffs, A, gemm)
+
+
+# -- cost model -----------------------------------------------------------------------------
+
+def schedule_flops(m: int, n: int, coeffs: Sequence[Sequence[float]]) -> float:
+    """FLOPs of :func:`iterate` on one (m, n) matrix, m <= n: Gram and apply 2m^2n each,
+    Horner 2m^3 each."""
+    return float(sum(4 * m * m * n + 2 * m**3 * (len(c) - 2) for c in coeffs if len(c) >= 2))
+
+
+def _gram_plan(m: int, n: int, coeffs: Sequence[Sequence[float]],
+               restart: int | None) -> tuple[int, float]:
+    """(products, FLOPs) of :func:`iterate_gram` on one (m, n) matrix, m <= n."""
+    mms, f = 1, 2.0 * m * m * n  # R = X X^T
+    fresh = True  # Q is still the identity (not formed)
+    for i, c in enumerate(coeffs):
+        if restarts_at(i, restart) and not fresh:
+            mms, f = mms + 2, f + 4.0 * m * m * n  # X = Q X, R = X X^T
+            fresh = True
+        if len(c) == 1:
+            continue
+        mms, f = mms + len(c) - 2, f + 2.0 * m**3 * (len(c) - 2)  # Horner for h(R)
+        if not fresh:
+            mms, f = mms + 1, f + 2.0 * m**3  # Q = H Q
+        fresh = False
+        if i + 1 < len(coeffs) and not restarts_at(i + 1, restart):
+            mms, f = mms + 2, f + 4.0 * m**3  # R = H R H
+    if fresh:
+        return mms, f
+    return mms + 1, f + 2.0 * m * m * n  # Q X
+
+
+def gram_flops(m: int, n: int, coeffs: Sequence[Sequence[float]],
+               restart: int | None) -> float:
+    """FLOPs of :func:`iterate_gram` on one (m, n) matrix, m <= n."""
+    return _gram_plan(m, n, coeffs, restart)[1]
+
+
+def cost(schedule: Schedule, m: int, n: int, steps: int | None = None) -> tuple[int, float]:
+    """(matrix products, FLOPs) of :func:`run_schedule` on one (m, n) matrix, m <= n.
+
+    Counts the path that actually runs: the Gram side for ``gram_restart`` schedules on
+    wide matrices, the standard iteration otherwise.  Schatten-4 normalization reuses its
+    Gram product as the first step's, so it adds none.
+
+    Examples
+    --------
+    >>> from msign import get_schedule
+    >>> cost(get_schedule("jordan"), 256, 1024)  # 5 x (4 m^2 n + 2 m^3)
+    (15, 1509949440.0)
+    >>> cost(get_schedule("jordan-gram"), 256, 1024)  # the Gram side: more products, fewer FLOPs
+    (17, 1174405120.0)
+    """
+    coeffs = schedule.step_coeffs(steps)
+    if uses_gram_side(schedule, m, n):
+        return _gram_plan(m, n, coeffs, schedule.gram_restart)
+    return (sum(len(c) for c in coeffs if len(c) > 1), schedule_flops(m, n, coeffs))

@@ -1,15 +1,15 @@
 """METHODS: the one registry of msign methods (name -> :class:`Method`).
 
-A method is a function ``fn(X, steps, info) -> X`` on a float tensor of shape
+A method is a function ``fn(X, steps, gemm, info) -> X`` on a float tensor of shape
 (m, n) or (B, m, n) with m <= n (the API transposes tall input to the small Gram
-side first), in the compute dtype.  ``info`` is None or a dict the method may fill
-with what it did (``iterations``, ``matmuls``).  Adding a method is one entry here
-(or one :func:`register` call) plus its tests.
+side first), in the compute dtype.  ``gemm`` is the :class:`msign.gemm.Gemm` its
+products go through; ``info`` is None or a dict the method fills with what it did
+(``iterations``, ``matmuls``, ``factorizations``, ``flops``, ``converged``).  Adding a
+method is one entry here (or one :func:`register` call) plus its tests.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +17,13 @@ from typing import Any
 import torch
 
 from . import classical, exact
-from .iterate import run_schedule
+from .gemm import Gemm
+from .iterate import cost, run_schedule
 from .schedules import SCHEDULES, Schedule, check_steps
 
 __all__ = ["Method", "METHODS", "compiled", "register", "resolve_method"]
 
-MethodFn = Callable[[torch.Tensor, "int | None", "dict[str, Any] | None"], torch.Tensor]
+MethodFn = Callable[[torch.Tensor, "int | None", Gemm, "dict[str, Any] | None"], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -41,24 +42,38 @@ class Method:
     min_float32: bool = False
 
 
-def _schedule_method(s: Schedule) -> Method:
-    def fn(X: torch.Tensor, steps: int | None, info: dict | None) -> torch.Tensor:
+def schedule_info(s: Schedule, X: torch.Tensor, steps: int) -> dict[str, Any]:
+    """What a schedule costs on X (m <= n, optionally batched): the path that runs."""
+    batch = X.shape[0] if X.dim() == 3 else 1
+    mms, flops = cost(s, *X.shape[-2:], steps)
+    return {"iterations": steps, "matmuls": mms, "factorizations": 0, "flops": batch * flops,
+            "converged": None}
+
+
+def _schedule_method(s: Schedule, name: str | None = None, description: str = "") -> Method:
+    def fn(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None) -> torch.Tensor:
         k = s.resolve_steps(steps)
         if info is not None:
-            info.update(iterations=k, matmuls=s.matmuls(k))
-        return run_schedule(X, s, k)
+            info.update(schedule_info(s, X, k))
+        return run_schedule(X, s, k, gemm)
 
-    return Method(s.name, fn, s.source, schedule=s)
+    return Method(name or s.name, fn, description or s.source, schedule=s)
 
 
-def _svd(X: torch.Tensor, steps: int | None, info: dict | None) -> torch.Tensor:
+def _svd(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None) -> torch.Tensor:
     if steps is not None:
         raise ValueError("method 'svd' is exact and takes no steps; pass steps=None")
+    if info is not None:
+        m, n = X.shape[-2:]
+        batch = X.shape[0] if X.dim() == 3 else 1
+        # R-SVD with thin U and V (Golub & Van Loan, 4th ed., Fig. 8.6.1), then U V^T.
+        info.update(iterations=None, matmuls=1, factorizations=1, converged=None,
+                    flops=batch * float(6 * n * m * m + 20 * m**3 + 2 * m * m * n))
     return exact.svd_msign(X)
 
 
 def _classical(f: Callable[..., torch.Tensor]) -> MethodFn:
-    def fn(X: torch.Tensor, steps: int | None, info: dict | None) -> torch.Tensor:
+    def fn(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None) -> torch.Tensor:
         return f(X, None if steps is None else check_steps(steps), info)
 
     return fn
@@ -88,7 +103,7 @@ METHODS: dict[str, Method] = {
 
 
 def register(name: str, fn: Callable[..., torch.Tensor] | Schedule, *, description: str = "",
-             overwrite: bool = False) -> Method:
+             takes_steps: bool = False, overwrite: bool = False) -> Method:
     """Add a method to :data:`METHODS` and return its entry.
 
     Parameters
@@ -96,10 +111,15 @@ def register(name: str, fn: Callable[..., torch.Tensor] | Schedule, *, descripti
     name : str
         The name ``msign.msign(G, method=name)`` will accept.
     fn : callable or Schedule
-        A Schedule, or ``fn(X)`` / ``fn(X, steps)`` taking a float tensor of shape
-        (m, n) or (B, m, n) with m <= n and returning the same shape.
+        A Schedule, or a function taking a float tensor of shape (m, n) or (B, m, n) with
+        m <= n and returning the same shape: ``fn(X)``, or ``fn(X, steps)`` with
+        ``takes_steps=True`` (``steps`` is then an int or None).
     description : str
         One line shown by ``python -m msign methods``.
+    takes_steps : bool
+        Whether ``fn`` takes ``steps`` as its second argument.  Said, not guessed from the
+        signature: a function with other optional arguments must not receive ``steps``.
+        A method without it raises ValueError when a caller passes ``steps``.
     overwrite : bool
         Replace an existing entry of that name instead of raising.
 
@@ -109,6 +129,18 @@ def register(name: str, fn: Callable[..., torch.Tensor] | Schedule, *, descripti
         If ``name`` is not a string or ``fn`` is neither callable nor a Schedule.
     ValueError
         If ``name`` is taken and ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import torch, msign
+    >>> def via_svd(X):
+    ...     U, _, Vh = torch.linalg.svd(X, full_matrices=False)
+    ...     return U @ Vh
+    >>> entry = register("doc-svd", via_svd, description="example")
+    >>> msign.msign(torch.eye(2) * 3, "doc-svd")
+    tensor([[1., 0.],
+            [0., 1.]])
+    >>> del METHODS["doc-svd"]
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str; got {name!r}")
@@ -117,13 +149,19 @@ def register(name: str, fn: Callable[..., torch.Tensor] | Schedule, *, descripti
             f"method {name!r} is already registered; pass overwrite=True to replace it"
         )
     if isinstance(fn, Schedule):
-        entry = _schedule_method(fn)
-        entry = Method(name, entry.fn, description or fn.source, schedule=fn)
+        entry = _schedule_method(fn, name, description)
     elif callable(fn):
-        takes_steps = len(inspect.signature(fn).parameters) >= 2
-
-        def wrapped(X: torch.Tensor, steps: int | None, info: dict | None) -> torch.Tensor:
-            return fn(X, steps) if takes_steps else fn(X)
+        def wrapped(X: torch.Tensor, steps: int | None, gemm: Gemm,
+                    info: dict | None) -> torch.Tensor:
+            if info is not None:
+                info.update(iterations=None, matmuls=None, factorizations=None, flops=None,
+                            converged=None)
+            if takes_steps:
+                return fn(X, steps)
+            if steps is not None:
+                raise ValueError(f"method {name!r} takes no steps (registered without "
+                                 f"takes_steps=True); pass steps=None")
+            return fn(X)
 
         entry = Method(name, wrapped, description)
     else:
@@ -183,10 +221,10 @@ def compiled(method: str | Schedule, **compile_kwargs: Any) -> Method:
     sched = base.schedule
     fn_c = torch.compile(run_schedule, **compile_kwargs)
 
-    def fn(X: torch.Tensor, steps: int | None, info: dict | None) -> torch.Tensor:
+    def fn(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None) -> torch.Tensor:
         k = sched.resolve_steps(steps)
         if info is not None:
-            info.update(iterations=k, matmuls=sched.matmuls(k))
-        return fn_c(X, sched, k)
+            info.update(schedule_info(sched, X, k))
+        return fn_c(X, sched, k, gemm)
 
     return Method(f"{base.name}+compile", fn, f"torch.compile({base.name})", schedule=sched)

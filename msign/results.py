@@ -13,13 +13,41 @@ import torch
 __all__ = ["provenance", "write_json", "write_text"]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one) and its bf16 support.
+
+    The support class decides how fast a bf16 GEMM can be (:mod:`msign.gemm`): AMX or
+    AVX512-BF16 run it natively, AVX2-only CPUs take torch's slow fallback.
+    """
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cpu = torch.cpu
+    if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        bf16 = "AMX"
+    elif getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+        bf16 = "AVX512-BF16, no AMX"
+    elif getattr(cpu, "_is_avx2_supported", lambda: False)():
+        bf16 = "no native bf16 (AVX2)"
+    else:
+        bf16 = "no native bf16"
+    return f"{name} [{platform.machine()}, {bf16}]"
+
+
 def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Device name, torch version and date, stamped into every results file."""
+    """Device name (CPU model and bf16 support, or GPU), torch version and date, stamped
+    into every results file."""
     dev = torch.device(device)
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
-        name = f"{platform.machine()} cpu, {torch.get_num_threads()} threads"
+        name = f"{cpu_model()} cpu, {torch.get_num_threads()} threads"
     return {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
             "python": platform.python_version()}
 

@@ -7,8 +7,8 @@ p_i(x) = c_0 x + c_1 x^3 + c_2 x^5 + ... acts on every singular value.  So a
 schedule is judged entirely by its composite scalar map f = p_k o ... o p_1 on
 [lower, 1] (:meth:`Schedule.scalar_map`, :mod:`msign.scalar`).
 
-The published values are those of ``shared/coefficients.md``; the Polar Express
-table is recomputed from its procedure by :func:`msign.design.polar_express`.
+Each named schedule cites its primary source (paper or repository) in ``source``; the
+Polar Express table is recomputed from its procedure by :func:`msign.design.polar_express`.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class Schedule:
             raise ValueError(f"safety must be a finite number >= 1; got {self.safety!r}")
         object.__setattr__(self, "safety", safety)
         if self.default_steps is not None and (
-            not isinstance(self.default_steps, int) or self.default_steps < 1
+            isinstance(self.default_steps, bool) or not isinstance(self.default_steps, int)
+            or self.default_steps < 1
         ):
             raise ValueError(f"default_steps must be a positive int; got {self.default_steps!r}")
         if self.gram_restart is not None and (
@@ -176,6 +177,25 @@ class Schedule:
     def matmuls(self, steps: int | None = None) -> int:
         """Matrix products per call: a degree 2d+1 step costs d+1 (Gram, d-1 Horner, apply)."""
         return sum(len(c) if len(c) > 1 else 0 for c in self.step_coeffs(steps))
+
+    def divisor(self, sigma: Any) -> Any:
+        """safety * nu from the singular values ``sigma`` (last axis): what X_0 = G / . uses.
+
+        The one statement of the normalization rule: nu is the Frobenius norm
+        (sum sigma^2)^(1/2) or the Schatten-4 norm (sum sigma^4)^(1/4).  The engine computes
+        the same quantity from the matrix (``||G||_F``, ``||G G^T||_F^(1/2)``); analyses that
+        start from an SVD use this, so ``scalar_map(sigma / divisor(sigma))`` is the exact-
+        arithmetic prediction of the iterate's singular values.
+
+        Examples
+        --------
+        >>> Schedule([(1.5, -0.5)], safety=2.0).divisor([3.0, 4.0])
+        10.0
+        """
+        s = np.asarray(sigma, dtype=np.float64)
+        p = 2 if self.normalization == "fro" else 4
+        return self.safety * float(np.sum(s**p) ** (1 / p)) if s.ndim <= 1 \
+            else self.safety * np.sum(s**p, axis=-1) ** (1 / p)
 
     def scalar_map(self, x: Any, steps: int | None = None) -> Any:
         """Composite map f = p_k o ... o p_1 applied to x = sigma / (safety * nu).

@@ -9,7 +9,12 @@ def test_compare_table_and_json(capsys, tmp_path):
     out = tmp_path / "r.json"
     main(["compare", "--shape", "32x64", "--dtype", "fp32", "--methods", "svd,jordan,qdwh",
           "--repeat", "1", "--json", str(out)])
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    # progress on stderr: one line per finished method, an estimate until the last
+    progress = [ln for ln in captured.err.splitlines() if ln.startswith("[")]
+    assert [ln.split("]")[0] for ln in progress] == ["[1/3", "[2/3", "[3/3"]
+    assert "left" in progress[0] and "left" not in progress[-1]
     lines = [ln for ln in text.splitlines() if ln.split() and ln.split()[0] in
              ("svd", "jordan", "qdwh")]
     assert len(lines) == 3
@@ -17,6 +22,17 @@ def test_compare_table_and_json(capsys, tmp_path):
     rows = {r["method"]: r for r in res["rows"]}
     assert rows["svd"]["dist_svd"] < 1e-6 and rows["jordan"]["max_sigma_err"] > 0.05
     assert rows["jordan"]["matmuls"] == 15 and res["torch"]
+    assert rows["jordan"]["flops"] == 5 * (4 * 32 * 32 * 64 + 2 * 32**3)
+
+
+def test_compare_streams_rows_as_they_finish():
+    from msign.cli import compare
+
+    seen = []
+    res = compare((16, 24), "bf16", ["jordan", "svd"], repeat=1,
+                  on_row=lambda r, row: seen.append((row["method"], len(r["rows"]))))
+    assert seen == [("jordan", 1), ("svd", 2)]  # called as each row lands, not at the end
+    assert res["rows"][0]["gemm"] in ("native", "emulated") and res["repeat"] == 1
 
 
 def test_schedules_lists_provenance(capsys):

@@ -81,7 +81,8 @@ class TestMinimaxOdd:
             assert vals.max() <= float(E) * (1 + 1e-12)
 
     def test_published_no_cushion_first_step(self):
-        # coefficients.md: (8.470329, -25.108075, 18.629276), error 0.9915.
+        # Greedy minimax without cushion (arXiv:2505.16932 sec. 4; Su Jianlin,
+        # kexue.fm/archives/10996): (8.470329, -25.108075, 18.629276), error 0.9915.
         c, E = design.minimax_odd(1e-3, 1.0, 5)
         assert [round(float(v), 6) for v in c] == [8.470329, -25.108075, 18.629276]
         assert round(float(E), 4) == 0.9915

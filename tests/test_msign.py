@@ -104,13 +104,11 @@ class TestAgainstScipy:
 def exact_scalar_prediction(G, sched, steps):
     """U f(Sigma / nu) V^T, the engine's exact-arithmetic result, from a float64 SVD."""
     U, s, Vt = np.linalg.svd(G, full_matrices=False)
-    norm = np.linalg.norm(G) if sched.normalization == "fro" else (s**4).sum() ** 0.25
-    nu = sched.safety * norm
-    return (U * sched.scalar_map(s / nu, steps)) @ Vt
+    return (U * sched.scalar_map(s / sched.divisor(s), steps)) @ Vt
 
 
 class TestEngine:
-    SCHEDULES = [
+    CASES = [
         get_schedule("jordan"),
         get_schedule("polar-express"),
         get_schedule("you"),
@@ -120,7 +118,7 @@ class TestEngine:
                  normalization="schatten4"),
     ]
 
-    @pytest.mark.parametrize("sched", SCHEDULES, ids=lambda s: s.name)
+    @pytest.mark.parametrize("sched", CASES, ids=lambda s: s.name)
     @pytest.mark.parametrize("shape", [(30, 50), (50, 30)])
     def test_iterate_equals_scalar_map(self, sched, shape):
         G, _, _ = with_singular_values(*shape, np.geomspace(1, 0.02, min(shape)), seed=10)
@@ -152,7 +150,7 @@ class TestEngine:
         for shape in [(64, 256), (256, 64)]:
             G = torch.randn(shape, generator=g)
             ref = _zeropower_via_newtonschulz(G, (3.4445, -4.7750, 2.0315), 5, 1e-7)
-            ours = msign.msign(G.bfloat16(), "jordan")
+            ours = msign.msign(G.bfloat16(), "jordan", gemm="native")
             assert torch.equal(ours, ref)
 
 
@@ -192,7 +190,7 @@ class TestGramSide:
                            msign.msign(G, s))
 
     def test_fewer_flops_at_one_to_four(self):
-        from msign.bench import gram_flops, schedule_flops
+        from msign.iterate import gram_flops, schedule_flops
 
         c = get_schedule("polar-express").step_coeffs()
         assert gram_flops(256, 1024, c, 2) / schedule_flops(256, 1024, c) < 0.8
@@ -281,7 +279,8 @@ class TestScalarMap:
         np.testing.assert_allclose(sched.scalar_map(xs), np.array(ref, dtype=float), rtol=1e-12)
 
     def test_published_jordan_numbers(self):
-        # coefficients.md: on [1e-3, 1] min 0.4705 at 1e-3, max 1.2024, worst |f-1| 0.52946.
+        # Jordan's quintic (KellerJordan/Muon muon.py), 5 steps on [1e-3, 1]: min 0.4705 at
+        # 1e-3, max 1.2024, worst |f-1| 0.52946 (independent dense float64 sampling).
         f = get_schedule("jordan").scalar_map(np.geomspace(1e-3, 1, 100001))
         assert f.min() == pytest.approx(0.4705, abs=1e-4)
         assert f.max() == pytest.approx(1.2024, abs=1e-4)
@@ -520,3 +519,156 @@ class TestCompiled:
         before = p.detach().clone()
         Muon([p], lr=0.1, msign=msign.compiled("jordan", backend="eager")).step()
         assert not torch.equal(p, before) and torch.isfinite(p).all()
+
+
+class TestInfo:
+    """return_info: what ran, what it cost, whether it converged."""
+
+    @pytest.mark.parametrize("name", ["jordan", "polar-express", "jordan-gram",
+                                      "polar-express-gram", "cubic"])
+    @pytest.mark.parametrize("shape", [(3, 16, 64), (64, 16), (24, 32)])
+    def test_schedule_cost_is_the_path_that_ran(self, name, shape):
+        from msign.iterate import cost
+
+        G = torch.randn(shape, dtype=torch.float64)
+        X, info = msign.msign(G, name, return_info=True)
+        sched = get_schedule(name)
+        m, n = sorted(shape[-2:])
+        batch = shape[0] if len(shape) == 3 else 1
+        mms, flops = cost(sched, m, n)
+        assert (info["iterations"], info["matmuls"], info["flops"]) == (
+            sched.resolve_steps(None), mms, batch * flops)
+        assert info["converged"] is None and info["factorizations"] == 0
+        assert info["compute_dtype"] == torch.float64 and info["method"] == name
+        gram = sched.gram_restart is not None and n >= 2 * m
+        # The Gram side runs more (small) products and fewer FLOPs; the standard path
+        # counts one product per coefficient.
+        assert (mms != sched.matmuls()) == gram
+        if gram:
+            from msign.iterate import schedule_flops
+            assert flops < schedule_flops(m, n, sched.step_coeffs())
+
+    def test_gram_product_count_by_hand(self):
+        from msign.iterate import cost
+
+        # jordan-gram, 5 steps, restart 2 on a wide matrix: R = XX^T (1); step 0: Horner (1)
+        # and R = HRH (2); step 1: Horner, Q = HQ (2); restart: QX, XX^T (2); step 2:
+        # Horner (1), R = HRH (2); step 3: Horner, Q = HQ (2); restart (2); step 4: Horner
+        # (1); final QX (1) = 17.
+        assert cost(get_schedule("jordan-gram"), 8, 32)[0] == 17
+
+    @pytest.mark.parametrize("name", ["newton", "qdwh"])
+    def test_classical_converged_and_cap(self, name, monkeypatch):
+        G = np.random.default_rng(0).standard_normal((20, 12))
+        _, info = msign.msign(G, name, return_info=True)
+        assert info["converged"] is True and info["iterations"] >= 2
+        assert info["factorizations"] >= info["iterations"] and info["flops"] > 0
+        _, info = msign.msign(G, name, steps=1, return_info=True)
+        assert info["iterations"] == 1 and info["converged"] is False
+        from msign import classical
+
+        # kappa 1e12 needs every weighted step; a cap of 3 stops it short
+        G, _, _ = with_singular_values(20, 12, np.geomspace(1, 1e-12, 12), seed=2)
+        monkeypatch.setattr(classical, "MAX_ITERATIONS", 3)
+        with pytest.warns(RuntimeWarning, match="iteration cap"):
+            _, info = msign.msign(G, name, return_info=True)
+        assert info["converged"] is False and info["iterations"] == 3
+
+    def test_svd_and_callables(self):
+        _, info = msign.msign(np.eye(3), "svd", return_info=True)
+        assert info["iterations"] is None and info["converged"] is None
+        assert info["factorizations"] == 1
+        try:
+            msign.register("tmp-id", lambda X: X)
+            X, info = msign.msign(np.eye(3), "tmp-id", return_info=True)
+            assert info["matmuls"] is None and info["gemm"] == "native"
+        finally:
+            METHODS.pop("tmp-id", None)
+
+    def test_half_precision_reports_its_path(self):
+        _, info = msign.msign(torch.randn(8, 16).bfloat16(), "jordan", return_info=True)
+        assert info["compute_dtype"] == torch.bfloat16
+        assert info["gemm"] in ("native", "emulated")
+        _, info = msign.msign(torch.randn(8, 16).bfloat16(), "qdwh", return_info=True)
+        assert info["compute_dtype"] == torch.float32  # factorizations: promoted
+
+    def test_return_info_must_be_bool(self):
+        with pytest.raises(TypeError, match="return_info"):
+            msign.msign(np.eye(2), return_info="yes")
+
+
+class TestReview:
+    """Fixes from the engine review (issue: bf16 at full speed, engine reports)."""
+
+    def test_schatten4_on_the_gram_side(self):
+        import dataclasses
+
+        G, _, _ = with_singular_values(16, 64, np.geomspace(1, 1e-2, 16), seed=11)
+        s = dataclasses.replace(get_schedule("polar-express"), normalization="schatten4")
+        ref = exact_scalar_prediction(G, s, None)
+        X = msign.msign(G, dataclasses.replace(s, gram_restart=2))
+        assert np.abs(X - ref).max() < 1e-11
+        # and it is not the Frobenius normalization in disguise
+        fro = exact_scalar_prediction(G, get_schedule("polar-express"), 3)
+        assert np.abs(msign.msign(G, dataclasses.replace(s, gram_restart=2), steps=3)
+                      - fro).max() > 1e-3
+
+    def test_register_does_not_guess_arity(self):
+        calls = []
+
+        def fn(X, rtol=1e-3):  # an optional argument that is not `steps`
+            calls.append(rtol)
+            return exact_svd(X)
+
+        try:
+            msign.register("tmp-rtol", fn)
+            msign.msign(np.eye(3), "tmp-rtol")
+            assert calls == [1e-3]
+            with pytest.raises(ValueError, match="takes no steps"):
+                msign.msign(np.eye(3), "tmp-rtol", steps=4)
+            msign.register("tmp-steps", lambda X, steps: calls.append(steps) or X,
+                           takes_steps=True)
+            msign.msign(np.eye(3), "tmp-steps", steps=4)
+            assert calls[-1] == 4
+        finally:
+            METHODS.pop("tmp-rtol", None)
+            METHODS.pop("tmp-steps", None)
+
+    def test_bool_default_steps_rejected(self):
+        with pytest.raises(ValueError, match="default_steps"):
+            Schedule([(1.5, -0.5)], default_steps=True)
+
+    def test_docstring_lists_every_method(self):
+        for name in METHODS:
+            assert f"``{name}``" in msign.msign.__doc__
+
+    @pytest.mark.parametrize("shape", [(0, 3), (3, 0), (0, 0)])
+    @pytest.mark.parametrize("side", ["right", "left"])
+    def test_polar_empty_like_scipy(self, shape, side):
+        U, P = msign.polar(np.ones(shape), side=side)
+        Us, Ps = scipy.linalg.polar(np.ones(shape), side=side)
+        assert U.shape == Us.shape and P.shape == Ps.shape
+        assert np.array_equal(P, Ps)
+        with pytest.raises(ValueError, match="empty"):
+            msign.msign(np.ones(shape))
+
+    def test_torch_ns_transcription_equals_torch(self):
+        from msign.bench import torch_newton_schulz
+
+        muon = pytest.importorskip("torch.optim._muon")
+        ref_fn = getattr(muon, "_zeropower_via_newtonschulz", None)
+        if ref_fn is None:
+            pytest.skip("torch's private Newton-Schulz helper is gone")
+        g = torch.Generator().manual_seed(3)
+        for shape in [(32, 80), (80, 32)]:
+            G = torch.randn(shape, generator=g)
+            try:
+                ref = ref_fn(G, (3.4445, -4.7750, 2.0315), 5, 1e-7)
+            except TypeError:
+                pytest.skip("torch's private Newton-Schulz helper changed its signature")
+            assert torch.equal(torch_newton_schulz(G), ref)
+
+
+def exact_svd(X):
+    U, _, Vh = torch.linalg.svd(X, full_matrices=False)
+    return U @ Vh

@@ -69,7 +69,8 @@ def test_matches_torch_optim_muon_bf16(nesterov):
     ours = [nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
     ref = [nn.Parameter(p.detach().clone()) for p in ours]
     o1 = Muon(ours, lr=0.02, momentum=0.95, nesterov=nesterov, weight_decay=0.1,
-              msign="jordan", msign_dtype=torch.bfloat16, adjust_lr="original")
+              msign="jordan", msign_dtype=torch.bfloat16, adjust_lr="original",
+              msign_gemm="native")
     o2 = torch.optim.Muon(ref, lr=0.02, momentum=0.95, nesterov=nesterov, weight_decay=0.1,
                           adjust_lr_fn="original")
     step_in_lockstep(ours, ref, o1, o2, 5, g)

@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..api import apply_method, as_dtype
+from ..gemm import GEMM_MODES
 from ..registry import Method, resolve_method
 from ..schedules import Schedule
 
@@ -82,6 +83,8 @@ class Muon(torch.optim.Optimizer):
         Compute dtype for named methods and schedules (default bf16; None = parameter dtype).
     msign_steps : int, optional
         Steps for the method (default: the method's).
+    msign_gemm : {"auto", "native", "emulated"}
+        How bf16/fp16 products are computed (see :func:`msign.msign`'s ``gemm``).
     adjust_lr : {"original", "match_rms_adamw", None}
         Shape scale s(W) of the learning rate, computed on the matrix actually orthogonalized.
     adamw_lr, adamw_betas, adamw_eps, adamw_weight_decay : defaults for AdamW groups.
@@ -105,7 +108,8 @@ class Muon(torch.optim.Optimizer):
                  msign_dtype: torch.dtype | None = torch.bfloat16, msign_steps: int | None = None,
                  adjust_lr: str | None = "original", adamw_lr: float = 3e-4,
                  adamw_betas: tuple[float, float] = (0.9, 0.95), adamw_eps: float = 1e-8,
-                 adamw_weight_decay: float = 0.0, nonfinite: str = "raise") -> None:
+                 adamw_weight_decay: float = 0.0, nonfinite: str = "raise",
+                 msign_gemm: str = "auto") -> None:
         for name, v in (("lr", lr), ("weight_decay", weight_decay), ("adamw_lr", adamw_lr),
                         ("adamw_eps", adamw_eps), ("adamw_weight_decay", adamw_weight_decay)):
             if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
@@ -127,6 +131,9 @@ class Muon(torch.optim.Optimizer):
             raise TypeError(f"msign must be a method name, a Schedule or a callable; got {msign!r}")
         self._msign_dtype = None if msign_dtype is None else as_dtype(msign_dtype, "msign_dtype")
         self._msign_steps = msign_steps
+        if msign_gemm not in GEMM_MODES:
+            raise ValueError(f"msign_gemm must be one of {GEMM_MODES}; got {msign_gemm!r}")
+        self._msign_gemm = msign_gemm
         self.nonfinite = nonfinite
         self.skipped_steps = 0
         adamw = {"lr": adamw_lr, "betas": tuple(adamw_betas), "eps": adamw_eps,
@@ -164,7 +171,8 @@ class Muon(torch.optim.Optimizer):
     def _orthogonalize(self, stack: torch.Tensor) -> torch.Tensor:
         if self._callable is not None:
             return torch.stack([self._callable(m).to(stack.dtype) for m in stack])
-        return apply_method(stack, self._method, self._msign_steps, self._msign_dtype)
+        return apply_method(stack, self._method, self._msign_steps, self._msign_dtype,
+                            gemm=self._msign_gemm)
 
     def _orthogonalize_all(self, updates: list[torch.Tensor]) -> list[torch.Tensor]:
         """msign of every (B_i, m, n) stack, batched by shape, sharded across ranks.
