@@ -66,12 +66,9 @@ def main(argv: list[str] | None = None) -> dict:
     m, n = (int(v) for v in args.shape.split("x"))
     G = torch.randn(m, n, generator=torch.Generator().manual_seed(0))
     res = {**provenance(), "shape": [m, n], "method": "jordan (5 steps)", "configs": {}}
-    try:
-        for cfg, enabled in (("onednn", True), ("fallback", False)):
-            torch.backends.mkldnn.enabled = enabled
+    for cfg, enabled in (("onednn", True), ("fallback", False)):
+        with torch.backends.mkldnn.flags(enabled=enabled):
             res["configs"][cfg] = measure(G, args.repeat)
-    finally:
-        torch.backends.mkldnn.enabled = True
     write_json(args.out, res)
     for cfg, r in res["configs"].items():
         t, q = r["time_s"], r["ratios"]

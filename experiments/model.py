@@ -1,5 +1,10 @@
 """A small GPT in the nanoGPT style: pre-norm blocks, causal self-attention, GELU MLP,
-learned absolute positions, output head tied to the token embedding (byte vocabulary)."""
+learned absolute positions, output head tied to the token embedding (byte vocabulary).
+
+With ``model.track_qk(True)`` every block records ``qk_max``: each head's largest causal
+pre-softmax logit q . k / sqrt(d) over the last forward's batch, what QK-clip reads
+(:func:`GPT.qk_heads` says where each head's query and key rows are).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from msign.optim import Heads, Layout
 
 
 @dataclass(frozen=True)
@@ -30,12 +37,19 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(c.d_model)
         self.fc = nn.Linear(c.d_model, 4 * c.d_model, bias=False)
         self.fc_proj = nn.Linear(4 * c.d_model, c.d_model, bias=False)
+        self.track_qk = False
+        self.qk_max: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                           v.transpose(1, 2), is_causal=True)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if self.track_qk:
+            with torch.no_grad():
+                s = (q @ k.mT) / math.sqrt(d // self.heads)
+                causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+                self.qk_max = s.masked_fill(~causal, float("-inf")).amax(dim=(0, 2, 3))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
         return x + self.fc_proj(F.gelu(self.fc(self.ln2(x))))
 
@@ -72,3 +86,14 @@ class GPT(nn.Module):
 
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def track_qk(self, on: bool = True) -> None:
+        """Record each block's per-head largest attention logit (``block.qk_max``)."""
+        for b in self.blocks:
+            b.track_qk = on
+
+    def qk_heads(self, block: Block) -> tuple[Heads, Heads]:
+        """The query and key rows of ``block``'s fused qkv, per head (for qk_clip)."""
+        d, h = self.config.d_model, self.config.heads
+        lay = Layout.linear(split=(d, d, d))
+        return Heads(block.qkv.weight, h, lay, 0), Heads(block.qkv.weight, h, lay, 1)

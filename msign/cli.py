@@ -92,7 +92,7 @@ def format_compare(res: dict) -> str:
 
 
 def compare(shape: Sequence[int], dtype: str, methods: Sequence[str], device: str = "cpu",
-            seed: int = 0, repeat: int = 2, gemm: str = "auto",
+            seed: int = 0, repeat: int = 1, gemm: str = "auto",
             on_row: Callable[[dict, dict], Any] | None = None) -> dict:
     """Run every method on one Gaussian matrix; errors are measured in float64 vs the SVD.
 
@@ -265,9 +265,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", default="all", help="comma-separated names, or 'all'")
     c.add_argument("--device", default="cpu")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--repeat", type=int, default=2,
-                   help="timed runs per method after one untimed (default 2: the README's "
-                        "command then answers in under a minute on a 2-core CPU)")
+    c.add_argument("--repeat", type=int, default=1,
+                   help="timed runs per method after one untimed run (default 1: the README's "
+                        "command then answers in about 40 s on a 2-core CPU of either kind)")
     c.add_argument("--gemm", choices=GEMM_MODES, default="auto", help=gemm_help)
     c.add_argument("--json", help="also write the results to this JSON file")
     c.set_defaults(fn=cmd_compare)

@@ -23,8 +23,8 @@ __all__ = ["normalize", "iterate", "iterate_gram", "run_schedule", "uses_gram_si
            "schedule_flops", "gram_flops"]
 
 
-def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
-    """Return ``X / (safety * ||X||_F)`` per matrix; the zero matrix stays zero.
+def normalize(X: torch.Tensor, safety: float = 1.0, eps: float = 0.0) -> torch.Tensor:
+    """Return ``X / max(safety * ||X||_F, eps)`` per matrix; the zero matrix stays zero.
 
     fp32/bf16 input scaled by 1e+-30 must neither overflow nor underflow.  On CUDA the norm
     is accumulated in float64 in one kernel (no host sync).  On CPU, where that cast costs
@@ -34,7 +34,7 @@ def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
     """
     if X.dtype == torch.float16:
         nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.float32)
-        nu = (nu * safety).clamp_min(torch.finfo(torch.float32).tiny)
+        nu = (nu * safety).clamp_min(max(eps, torch.finfo(torch.float32).tiny))
         return (X.to(torch.float32) / nu).to(X.dtype)
     wide = torch.float64
     # Under torch.compile the float64 accumulation is fused into the reduction, and the
@@ -47,7 +47,7 @@ def normalize(X: torch.Tensor, safety: float = 1.0) -> torch.Tensor:
     else:
         nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=wide)
     # Clamping at the smallest normal maps the zero matrix to 0 / tiny = 0, not NaN.
-    return X / (nu * safety).clamp_min(torch.finfo(X.dtype).tiny).to(X.dtype)
+    return X / (nu * safety).clamp_min(max(eps, torch.finfo(X.dtype).tiny)).to(X.dtype)
 
 
 def iterate(X: torch.Tensor, coeffs: Sequence[Sequence[float]],
@@ -140,12 +140,12 @@ def run_schedule(X: torch.Tensor, schedule: Schedule, steps: int | None = None,
     coeffs = schedule.step_coeffs(steps)
     gram_side = uses_gram_side(schedule, *X.shape[-2:])
     if schedule.normalization == "fro":
-        X = normalize(X, schedule.safety)
+        X = normalize(X, schedule.safety, schedule.eps)
         return iterate_gram(X, coeffs, schedule.gram_restart, gemm=gemm) if gram_side \
             else iterate(X, coeffs, gemm=gemm)
     # Schatten-4: Frobenius first (keeps the Gram product in range), then divide by
     # ||A||_F^(1/2) <= 1 with A = X X^T, and hand the rescaled A to the first step.
-    X = normalize(X)
+    X = normalize(X, eps=schedule.eps)
     A = gemm.mm(X, X.mT)
     nu2 = torch.linalg.matrix_norm(A, keepdim=True).clamp_min(torch.finfo(X.dtype).tiny)
     nu2 = nu2 * schedule.safety**2

@@ -90,6 +90,10 @@ class Schedule:
         accumulate rounding that the standard iteration corrects each step.  Same result in
         exact arithmetic, about 4m^2 n + 8k m^3 FLOPs instead of k (4m^2 n + 2m^3) for k
         quintic steps (0.6x at 1:4).  ``None`` (default): the standard iteration.
+    eps : float
+        Floor of the divisor: X_0 = G / max(safety * nu, eps).  0 (default) keeps every
+        nonzero G scale-invariant (the zero matrix still maps to zero); torch.optim.Muon
+        uses 1e-7, which leaves matrices with ||G||_F < 1e-7 short of the interval.
 
     Raises
     ------
@@ -113,6 +117,7 @@ class Schedule:
     default_steps: int | None = None
     normalization: str = "fro"
     gram_restart: int | None = None
+    eps: float = 0.0
     _table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -145,6 +150,10 @@ class Schedule:
         ):
             raise ValueError(f"gram_restart must be None or a positive int; "
                              f"got {self.gram_restart!r}")
+        eps = float(self.eps) if isinstance(self.eps, (int, float)) else float("nan")
+        if not (math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"eps must be a finite number >= 0; got {self.eps!r}")
+        object.__setattr__(self, "eps", eps)
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}; got {self.normalization!r}")
@@ -225,6 +234,7 @@ class Schedule:
             "default_steps": self.default_steps,
             "normalization": self.normalization,
             "gram_restart": self.gram_restart,
+            "eps": self.eps,
         }
 
     @classmethod
@@ -232,7 +242,7 @@ class Schedule:
         if not isinstance(d, dict) or "coeffs" not in d:
             raise ValueError("a schedule dict needs at least the key 'coeffs'")
         unknown = set(d) - {"name", "coeffs", "safety", "source", "default_steps",
-                            "normalization", "gram_restart"}
+                            "normalization", "gram_restart", "eps"}
         if unknown:
             raise ValueError(f"unknown schedule keys: {sorted(unknown)}")
         return cls(**d)

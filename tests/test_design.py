@@ -107,11 +107,12 @@ class TestPolarExpress:
         # Steps 1-6: equal up to the float64 rounding of the published computation.
         assert rel[:6].max() < 3e-15
         # Step 7 is a minimax fit on [0.99881, 1.00119]; the published float64 solve of that
-        # nearly singular 4x4 system carries ~5e-12 noise, ours is computed at 60 digits.
-        assert rel[6].max() < 1e-10
+        # nearly singular 4x4 system is off by 2.5e-11 (largest per-coefficient relative
+        # difference), ours is computed at 60 digits.
+        assert 1e-11 < rel[6].max() < 3e-11
         # Step 8: the procedure gives Taylor scaled to u = 1 + 1.04e-9; the table prints
-        # the unscaled Taylor quintic (15/8, -5/4, 3/8).
-        assert rel[7].max() < 1e-8 and pub.coeffs[7] == (1.875, -1.25, 0.375)
+        # the unscaled Taylor quintic (15/8, -5/4, 3/8): 5.2e-9 per coefficient.
+        assert 5e-9 < rel[7].max() < 6e-9 and pub.coeffs[7] == (1.875, -1.25, 0.375)
         # Both schedules are equally accurate: certified worst case at rounding level.
         assert scalar.worst_case_error(ours, 1e-3) < 1e-14
 

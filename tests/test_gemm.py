@@ -13,10 +13,13 @@ from msign.gemm import EMULATED, NATIVE, native_half_is_slow, resolve_gemm
 
 @pytest.fixture
 def generic_bf16_gemm():
-    """torch's generic half-precision GEMM: the path an AVX2-only CPU takes."""
-    torch.backends.mkldnn.enabled = False
-    yield
-    torch.backends.mkldnn.enabled = True
+    """torch's generic half-precision GEMM: the path an AVX2-only CPU takes.
+
+    (The flags() context manager: torch's test utilities, imported by another test module,
+    freeze direct assignment of backend flags.)
+    """
+    with torch.backends.mkldnn.flags(enabled=False):
+        yield
 
 
 class TestPaths:
@@ -95,11 +98,8 @@ def test_native_and_emulated_error_distributions_agree(onednn):
     Both accumulate in fp32 and round each product once to bf16; they may differ in
     summation order, so single runs differ at bf16 rounding level, not systematically.
     """
-    torch.backends.mkldnn.enabled = onednn
-    try:
+    with torch.backends.mkldnn.flags(enabled=onednn):
         e_nat, d_nat, X_nat = _errors("native")
-    finally:
-        torch.backends.mkldnn.enabled = True
     e_emu, d_emu, X_emu = _errors("emulated")
     for a, b in ((e_nat, e_emu), (d_nat, d_emu)):
         assert scipy.stats.ks_2samp(a, b).pvalue > 0.05  # same distribution

@@ -1,12 +1,9 @@
 """msign.optim.Muon against torch.optim.Muon / AdamW, resume, sharding, bad input."""
 
 import io
-import os
-import tempfile
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
 import msign
@@ -133,10 +130,10 @@ class TinyCNN(nn.Module):
 def test_param_groups_gpt(tied):
     model = TinyGPT(tied=tied)
     groups = muon_param_groups(model)
-    muon_names = groups[0]["names"]
-    adamw_names = groups[1]["names"]
+    muon_names = [n for n, _ in groups[0]["params"]]
+    adamw_names = [n for n, _ in groups[1]["params"]]
     all_params = list(model.parameters())
-    grouped = [p for g in groups for p in g["params"]]
+    grouped = [p for g in groups for _, p in g["params"]]
     assert len(grouped) == len(all_params)
     assert {id(p) for p in grouped} == {id(p) for p in all_params}
     assert sorted(muon_names) == sorted(f"blocks.{i}.{n}.weight" for i in range(2)
@@ -149,12 +146,15 @@ def test_param_groups_gpt(tied):
 
 def test_param_groups_cnn_and_overrides():
     model = TinyCNN()
+    def names(g):
+        return [n for n, _ in g["params"]]
+
     groups = muon_param_groups(model)
-    assert groups[0]["names"] == ["conv1.weight", "conv2.weight"]
-    assert set(groups[1]["names"]) == {"conv1.bias", "bn.weight", "bn.bias", "conv2.bias",
-                                       "classifier.weight", "classifier.bias"}
+    assert names(groups[0]) == ["conv1.weight", "conv2.weight"]
+    assert set(names(groups[1])) == {"conv1.bias", "bn.weight", "bn.bias", "conv2.bias",
+                                     "classifier.weight", "classifier.bias"}
     groups = muon_param_groups(model, adamw=["conv1.*"], muon=["classifier.weight"])
-    assert groups[0]["names"] == ["conv2.weight", "classifier.weight"]
+    assert names(groups[0]) == ["conv2.weight", "classifier.weight"]
 
 
 def test_conv_flatten_split_and_batch():
@@ -164,7 +164,7 @@ def test_conv_flatten_split_and_batch():
     heads = nn.Parameter(torch.zeros(3, 5, 4, dtype=torch.float64))
     opt = Muon([{"params": [conv]}, {"params": [qkv], "split": 3},
                 {"params": [heads], "batch_matrices": True}],
-               lr=1.0, msign="svd", msign_dtype=torch.float64, adjust_lr=None)
+               lr=1.0, msign="svd", msign_dtype=torch.float64, adjust_lr="unscaled")
     for p in (conv, qkv, heads):
         p.grad = torch.randn(p.shape, dtype=torch.float64)
     opt.step()
@@ -231,7 +231,8 @@ def test_nonfinite_gradient_leaves_everything_untouched(mode):
             opt.step()
     else:
         opt.step()
-        assert opt.skipped_steps == 1 and opt.state_dict()["skipped_steps"] == 1
+        assert opt.skipped_steps == 1
+        assert all(g["skipped_steps"] == 1 for g in opt.state_dict()["param_groups"])
     for a, b in zip(before, model.parameters(), strict=True):
         assert torch.equal(a, b)
     state_before.seek(0)
@@ -282,69 +283,3 @@ def test_rejects_vectors_in_muon_group_and_bad_split():
         Muon([nn.Parameter(torch.zeros(3))])
     with pytest.raises(ValueError, match="split"):
         Muon([{"params": [nn.Parameter(torch.zeros(10, 3))], "split": 3}])
-
-
-# -- torch.distributed (gloo, 2 CPU processes) ------------------------------------------
-
-def _shapes():
-    return [(16, 8), (16, 8), (8, 24), (16, 8), (8, 24), (12, 12), (12, 12)]
-
-
-def _run(rank, world, init_file, out_dir, steps=3):
-    if world > 1:
-        torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}",
-                                             rank=rank, world_size=world)
-    torch.manual_seed(0)
-    params = [nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in _shapes()]
-    calls = []
-
-    def counting(M):
-        calls.append(tuple(M.shape))
-        return msign.msign(M, "polar-express")
-
-    opt = Muon(params, lr=0.05, msign=counting)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        for p in params:
-            p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64)
-        opt.step()
-    torch.save({"params": [p.detach() for p in params], "calls": calls},
-               os.path.join(out_dir, f"rank{rank}_of{world}.pt"))
-    if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-        # The result is on disk. Gloo's worker threads can abort the interpreter's
-        # shutdown (SIGABRT, "terminate called without an active exception": seen once
-        # in CI on 2 loaded cores), so skip the shutdown rather than let it fail the test.
-        os._exit(0)
-
-
-def _spawn(world, init_file, out_dir):
-    """Run `_run` on `world` gloo ranks; retry once only if a rank died of a signal.
-
-    A Python exception in a rank (our code) fails at once; a signal death is the
-    C++ teardown race above, which a second, fresh rendezvous does not repeat.
-    """
-    for attempt in range(2):
-        try:
-            mp.spawn(_run, args=(world, f"{init_file}{attempt}", out_dir), nprocs=world, join=True)
-            return
-        except mp.ProcessExitedException as e:
-            if e.signal_name is None or attempt == 1:
-                raise
-
-
-def test_distributed_gloo_equals_single_process():
-    with tempfile.TemporaryDirectory() as d:
-        _run(0, 1, None, d)
-        _spawn(2, os.path.join(d, "init"), d)
-        single = torch.load(os.path.join(d, "rank0_of1.pt"))
-        r0 = torch.load(os.path.join(d, "rank0_of2.pt"))
-        r1 = torch.load(os.path.join(d, "rank1_of2.pt"))
-    for a, b, c in zip(single["params"], r0["params"], r1["params"], strict=True):
-        assert torch.equal(b, c)  # every rank ends identical
-        assert torch.allclose(a, b, rtol=0, atol=1e-12)  # and equal to one process
-    n = len(_shapes()) * 3
-    assert len(single["calls"]) == n
-    assert len(r0["calls"]) + len(r1["calls"]) == n  # each matrix orthogonalized once
-    assert len(r0["calls"]) == 12 and len(r1["calls"]) == 9  # dealt round-robin per shape

@@ -1,5 +1,8 @@
-"""The Muon optimizer with any msign method, and its parameter-group helper."""
+"""The Muon optimizer with any msign method, its parameter layouts and parameter groups."""
 
-from .muon import Muon, muon_param_groups
+from .groups import muon_param_groups
+from .layout import Layout
+from .muon import TORCH_MUON_DEFAULTS, Muon
+from .qk_clip import Heads, qk_clip
 
-__all__ = ["Muon", "muon_param_groups"]
+__all__ = ["Muon", "muon_param_groups", "Layout", "TORCH_MUON_DEFAULTS", "qk_clip", "Heads"]
