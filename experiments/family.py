@@ -1,0 +1,290 @@
+"""The Muon family on the Shakespeare GPT: the fair LM comparison, the AdamW stall, singular-
+value entropy and the pretrain -> fine-tune optimizer mismatch.  One resumable command:
+
+    python -m experiments.family --preset cpu --jobs 2 --threads 1   # about 3 h on 2 cores
+
+Parts (``--parts``, default all, in this order; every run is a resumable train_lm directory
+under ``--runs``, so an interrupted command continues where it stopped):
+
+- ``lm``: AdamW, Muon (jordan, polar-express), NorMuon, Muon with cautious weight decay and
+  MuonClip, three learning rates each (one more past an edge), 3 seeds at each best lr, with
+  nanoGPT's warm-up and gradient clipping for all -> ``results/lm_family/``.
+- ``stall``: AdamW at 5e-3, seed 1, as the first sweep ran it (no clipping, no decay) and as
+  this one does -> ``results/lm_family/adamw_stall.json``.
+- ``entropy``: singular-value entropy of every hidden matrix of the ``lm`` runs at their
+  best lr, at steps 100, 400 and 800 -> ``results/entropy/``.
+- ``mismatch``: pretrain on tragedies and histories with AdamW or Muon, fine-tune each on the
+  comedies with AdamW or Muon (lr tuned for fine-tuning on seed 0), judged on two held-out
+  comedies, 2 seeds -> ``results/mismatch/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from msign.results import provenance, write_json
+
+from . import compare_optimizers as co
+from . import train_lm
+
+GRID_ADAMW = (2e-3, 4e-3, 8e-3)
+GRID_MUON = (0.02, 0.04, 0.08)
+# Decoupled decay per step lr * wd about equal for both at their usual lrs (4e-4): AdamW
+# 0.1, Muon 0.01; Muon's AdamW part (embeddings, head, norms) decays as AdamW does.
+WD_ADAMW, WD_MUON = 0.1, 0.01
+SNAPSHOT_FRACTIONS = (1 / 8, 1 / 2, 1)  # of the run: steps 100, 400, 800 in the cpu preset
+NORMUON_BETA2 = 0.95
+# MuonClip's tau: K2's 100 never binds on a model this size, whose largest logits reach
+# about 10 (results/lm_family: qk_max of the Muon runs); this one does in the second half.
+QK_TAU = 5.0
+
+
+def steps_of(args: argparse.Namespace) -> int:
+    return args.steps or train_lm.PRESETS[args.preset]["steps"]
+
+
+def snapshots(args: argparse.Namespace) -> list[int]:
+    return [max(1, round(f * steps_of(args))) for f in SNAPSHOT_FRACTIONS]
+
+
+def arms(args: argparse.Namespace) -> list[co.Arm]:
+    snaps = ",".join(map(str, snapshots(args)))
+    common = ("--weight-decay", str(WD_MUON), "--adamw-weight-decay", str(WD_ADAMW),
+              "--track-qk", "--snapshots", snaps)
+    return [
+        co.Arm("adamw", "adamw", GRID_ADAMW,
+               ("--weight-decay", str(WD_ADAMW), "--track-qk", "--snapshots", snaps)),
+        co.muon_arm("jordan", GRID_MUON, *common),
+        co.muon_arm("polar-express", GRID_MUON, *common),
+        co.muon_arm("polar-express", GRID_MUON, "--normuon-beta2", str(NORMUON_BETA2), *common,
+                    name="normuon-polar-express"),
+        co.muon_arm("jordan", GRID_MUON, "--cautious-wd", *common, name="muon-jordan-cwd"),
+        co.muon_arm("jordan", GRID_MUON, "--qk-clip", str(QK_TAU), *common,
+                    name="muonclip-jordan"),
+    ]
+
+
+def part_lm(args: argparse.Namespace) -> dict:
+    ns = argparse.Namespace(**{**vars(args), "out": str(Path(args.out) / "lm_family")})
+    runs, adamw_lr = co.run_arms(ns, arms(args), [0, 1, 2])
+    extra = {"adamw_weight_decay": WD_ADAMW, "muon_weight_decay": WD_MUON,
+             "muon_adamw_lr": adamw_lr, "normuon_beta2": NORMUON_BETA2, "qk_clip_tau": QK_TAU,
+             "arms": {a.name: list(a.args) for a in arms(args)}}
+    return co.report(co.finish(ns, runs, extra=extra))
+
+
+def part_stall(args: argparse.Namespace) -> dict:
+    """Rerun the first sweep's stalled run (AdamW 5e-3, seed 1) both ways, with grad norms."""
+    old = co.Arm("adamw-first-sweep-config", "adamw", (5e-3,),
+                 ("--grad-clip", "0", "--weight-decay", "0"))
+    new = co.Arm("adamw", "adamw", (5e-3,), ("--weight-decay", str(WD_ADAMW)))
+    with co.Sweep(args) as sw:
+        runs = sw.map([(old, 5e-3, 1, None), (new, 5e-3, 1, None)])
+    out = {}
+    for arm, r in zip(("first sweep (no clip, no decay)", "this sweep (clip 1, decay 0.1)"), runs,
+                      strict=True):
+        recs = [json.loads(ln) for ln in (Path(r["dir"]) / "metrics.jsonl").read_text()
+                .splitlines()]
+        gn = np.array([x["grad_norm"] for x in recs])
+        loss = np.array([x["train_loss"] for x in recs])
+        out[arm] = {"val": r["val"], "final_val": r["val"][-1][1],
+                    "grad_norm_max": float(gn.max()), "grad_norm_argmax": int(gn.argmax()) + 1,
+                    "grad_norm_median": float(np.median(gn)),
+                    "train_loss_by_100": [float(loss[i: i + 100].mean())
+                                          for i in range(0, len(loss), 100)],
+                    "steps_clipped": int((gn > 1.0).sum())}
+    first = Path("results/lm/summary.json")
+    if first.exists():
+        old_runs = json.loads(first.read_text())["runs"]
+        out["first sweep, as recorded"] = next(
+            ({"val": r["val"], "final_val": r["val"][-1][1]} for r in old_runs
+             if r["optimizer"] == "adamw" and r["lr"] == 5e-3 and r["seed"] == 1), None)
+    res = {**provenance(), "lr": 5e-3, "seed": 1, "runs": out}
+    write_json(Path(args.out) / "lm_family" / "adamw_stall.json", res)
+    for k, v in out.items():
+        if v:
+            print(f"{k}: final val {v['final_val']:.3f}"
+                  + (f", max grad norm {v['grad_norm_max']:.2f} at step {v['grad_norm_argmax']}"
+                     if "grad_norm_max" in v else ""))
+    return res
+
+
+def entropy(W: torch.Tensor) -> float:
+    """H(sigma) = -(1/log n) sum p_i log p_i, p_i = sigma_i^2 / sum sigma_j^2 (Su, eq. 14)."""
+    s2 = torch.linalg.svdvals(W.double()).square()
+    p = s2 / s2.sum()
+    p = p[p > 0]
+    return float(-(p * p.log()).sum() / np.log(min(W.shape)))
+
+
+GROUPS = {"qkv": "attention qkv", "proj": "attention out", "fc": "MLP in", "fc_proj": "MLP out"}
+
+
+def part_entropy(args: argparse.Namespace) -> dict:
+    lm = json.loads((Path(args.out) / "lm_family" / "summary.json").read_text())
+    best = {t["arm"]: t["best_lr"] for t in lm["table"]}
+    rows = []
+    steps = snapshots(args)
+    for r in lm["runs"]:
+        if r["lr"] != best[r["arm"]]:
+            continue
+        for step in steps:
+            sd = torch.load(Path(r["dir"]) / f"snap_{step}.pt")
+            for name, W in sd.items():
+                parts = name.split(".")
+                if parts[0] == "blocks" and parts[2] in GROUPS and W.dim() == 2:
+                    rows.append({"arm": r["arm"], "seed": r["seed"], "step": step,
+                                 "layer": int(parts[1]), "group": GROUPS[parts[2]],
+                                 "entropy": entropy(W)})
+    summary = []
+    key = {(x["arm"], x["seed"], x["step"], x["layer"], x["group"]): x["entropy"] for x in rows}
+    for arm in best:
+        for g in GROUPS.values():
+            for step in steps:
+                mine = [x for x in rows if (x["arm"], x["group"], x["step"]) == (arm, g, step)]
+                if not mine:
+                    continue
+                pairs = [(x["entropy"], key.get(("adamw", x["seed"], step, x["layer"], g)))
+                         for x in mine]
+                pairs = [(a, b) for a, b in pairs if b is not None]
+                summary.append({"arm": arm, "group": g, "step": step,
+                                "mean_entropy": float(np.mean([x["entropy"] for x in mine])),
+                                "matrices": len(mine),
+                                "fraction_above_adamw": (float(np.mean([a > b for a, b in pairs]))
+                                                         if pairs and arm != "adamw" else None)})
+    overall = {arm: float(np.mean([a > key[("adamw", s, st, layer, g)]
+                                   for (ar, s, st, layer, g), a in key.items() if ar == arm
+                                   and ("adamw", s, st, layer, g) in key]))
+               for arm in best if arm != "adamw"}
+    res = {**provenance(), "definition": "H = -(1/log n) sum p log p, p_i = s_i^2 / sum s^2, "
+           "n = min(rows, cols)", "steps": steps, "groups": list(GROUPS.values()),
+           "table": summary, "fraction_above_adamw": overall, "matrices": rows}
+    out = Path(args.out) / "entropy"
+    write_json(out / "summary.json", res)
+    _plot_entropy(res, out / "entropy.png")
+    for arm, f in overall.items():
+        print(f"entropy: {arm} above AdamW in {100 * f:.0f}% of matrices")
+    return res
+
+
+def _plot_entropy(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = res["groups"]
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3), sharey=True)
+    arms = list(dict.fromkeys(t["arm"] for t in res["table"]))
+    for ax, g in zip(axes, groups, strict=True):
+        for arm in arms:
+            pts = [(t["step"], t["mean_entropy"]) for t in res["table"]
+                   if t["arm"] == arm and t["group"] == g]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=arm)
+        ax.set_title(g, fontsize=9)
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("mean singular-value entropy")
+    axes[-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+PRETRAIN_STEPS, FINETUNE_STEPS, FINETUNE_WARMUP = 600, 300, 30
+FT_GRID = {"adamw": (1e-3, 2e-3), "muon": (0.01, 0.02)}
+
+
+def part_mismatch(args: argparse.Namespace) -> dict:
+    lm = json.loads((Path(args.out) / "lm_family" / "summary.json").read_text())
+    best = {t["arm"]: t["best_lr"] for t in lm["table"]}
+    adamw_lr = lm.get("muon_adamw_lr") or best["adamw"]
+    pre = {"adamw": co.Arm("pre-adamw", "adamw", (best["adamw"],),
+                           ("--data", "pretrain", "--weight-decay", str(WD_ADAMW))),
+           "muon": co.muon_arm("jordan", (best["muon-jordan"],), "--data", "pretrain",
+                               "--weight-decay", str(WD_MUON), "--adamw-weight-decay",
+                               str(WD_ADAMW), name="pre-muon")}
+    seeds = (0, 1)
+    pre_steps, ft_steps = args.steps or PRETRAIN_STEPS, args.steps or FINETUNE_STEPS
+    ns = argparse.Namespace(**{**vars(args), "steps": pre_steps})
+    with co.Sweep(ns) as sw:
+        pre_runs = sw.map([(a, a.lrs[0], s, adamw_lr if k == "muon" else None)
+                           for k, a in pre.items() for s in seeds])
+    pre_dir = {(r["arm"].removeprefix("pre-"), r["seed"]): r["dir"] for r in pre_runs}
+
+    def ft_arm(p: str, f: str, seed: int) -> co.Arm:
+        base = ("--data", "finetune", "--init-from", pre_dir[p, seed],
+                "--warmup", str(min(FINETUNE_WARMUP, ft_steps // 4)))
+        if f == "adamw":
+            return co.Arm(f"ft-{p}-adamw", "adamw", FT_GRID[f],
+                          (*base, "--weight-decay", str(WD_ADAMW)))
+        return co.muon_arm("jordan", FT_GRID[f], *base, "--weight-decay", str(WD_MUON),
+                           "--adamw-weight-decay", str(WD_ADAMW), name=f"ft-{p}-muon")
+
+    ns = argparse.Namespace(**{**vars(args), "steps": ft_steps,
+                               "runs": str(Path(args.runs) / "finetune")})
+    pairs = [(p, f) for p in ("adamw", "muon") for f in ("adamw", "muon")]
+    with co.Sweep(ns) as sw:
+        seed0 = sw.map([(ft_arm(p, f, 0), lr, 0, adamw_lr if f == "muon" else None)
+                        for p, f in pairs for lr in FT_GRID[f]])
+        ft_best = {}
+        for p, f in pairs:
+            rs = {r["lr"]: [r] for r in seed0 if r["arm"] == f"ft-{p}-{f}"}
+            ft_best[p, f] = co.best_lr(rs)
+        seed1 = sw.map([(ft_arm(p, f, s), ft_best[p, f], s, adamw_lr if f == "muon" else None)
+                        for p, f in pairs for s in seeds[1:]])
+    table = []
+    for p, f in pairs:
+        rs = sorted([r for r in seed0 + seed1 if r["arm"] == f"ft-{p}-{f}"
+                     and r["lr"] == ft_best[p, f]], key=lambda r: r["seed"])
+        finals = [r["val"][-1][1] for r in rs]
+        table.append({"pretrain": p, "finetune": f, "finetune_lr": ft_best[p, f],
+                      "lrs_tried": list(FT_GRID[f]), "final_per_seed": finals,
+                      "final_mean": float(np.mean(finals)),
+                      "spread": float(max(finals) - min(finals))})
+    zero_shot = {f"{r['arm'].removeprefix('pre-')}-s{r['seed']}": r["val"][-1][1]
+                 for r in pre_runs}
+    from . import data
+
+    res = {**provenance(), "pretrain_steps": pre_steps, "finetune_steps": ft_steps,
+           "pretrain_works": "tragedies and histories (First Folio)",
+           "finetune_works": "comedies minus the held-out ones",
+           "held_out": list(data.MISMATCH_HELD_OUT), "seeds": list(seeds),
+           "pretrain_lrs": {k: a.lrs[0] for k, a in pre.items()},
+           "held_out_loss_after_pretraining": zero_shot, "table": table,
+           "runs": [{k: v for k, v in r.items() if k != "_cfg"}
+                    for r in pre_runs + seed0 + seed1]}
+    write_json(Path(args.out) / "mismatch" / "summary.json", res)
+    for t in table:
+        print(f"pretrain {t['pretrain']:<5} -> finetune {t['finetune']:<5}: held-out comedy loss "
+              f"{t['final_mean']:.4f} (seeds {', '.join(f'{v:.4f}' for v in t['final_per_seed'])})")
+    return res
+
+
+PARTS = {"lm": part_lm, "stall": part_stall, "entropy": part_entropy,
+         "mismatch": part_mismatch}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
+    ap.add_argument("--steps", type=int, help="override the preset's steps (tests)")
+    ap.add_argument("--parts", default=",".join(PARTS))
+    ap.add_argument("--runs", default="runs/family")
+    ap.add_argument("--out", default="results", help="results root")
+    ap.add_argument("--cache")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    return {p: PARTS[p](args) for p in args.parts.split(",")}
+
+
+if __name__ == "__main__":
+    main()
