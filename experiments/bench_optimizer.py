@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+from tqdm import tqdm
 
 from msign.bench import median_time
 from msign.gemm import GEMM_MODES
@@ -49,7 +50,8 @@ def main() -> None:
         **{f"msign Muon {m}": Muon(ps, lr=0.02, msign=m, msign_gemm=args.gemm)
            for m in ("jordan", "polar-express", "you")},
     }
-    times = {name: median_time(o.step, dev, args.repeat) for name, o in opts.items()}
+    times = {name: median_time(o.step, dev, args.repeat)
+             for name, o in tqdm(opts.items(), desc="optimizers")}
     res = {**provenance(dev), "d_model": args.d_model, "layers": args.layers,
            "n_matrices": len(ps), "n_params": sum(p.numel() for p in ps),
            "step_s": times,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from msign.optim import Muon, muon_param_groups
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> Path:
     params = dict(model.named_parameters())
     gen = np.random.default_rng(args.seed)
     arrays: dict[str, np.ndarray] = {}
-    for step in range(1, at[-1] + 1):
+    for step in tqdm(range(1, at[-1] + 1), desc="capture"):
         x, y = data.batch(train, p["batch"], p["model"].block, gen)
         loss = model(x, y)
         opt.zero_grad(set_to_none=True)

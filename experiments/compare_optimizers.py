@@ -51,6 +51,8 @@ class Arm:
     @property
     def msign(self) -> str | None:
         a = list(self.args)
+        if "--schedule" in a:
+            return Path(a[a.index("--schedule") + 1]).stem
         return a[a.index("--msign") + 1] if "--msign" in a else (
             None if self.optimizer == "adamw" else "polar-express")
 

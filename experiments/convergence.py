@@ -67,12 +67,24 @@ def errors(X: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
             "dist_svd": float(metrics.relative_distance(X, ref))}
 
 
-def finite_errors(X: torch.Tensor, ref: torch.Tensor) -> dict:
-    """max |sigma - 1| and distance to ``ref``, or None for both when X blew up."""
+def finite_errors(X: torch.Tensor, ref: torch.Tensor, G: torch.Tensor | None = None) -> dict:
+    """max |sigma - 1|, distance to ``ref`` and (given G) the nuclear-norm alignment
+    <G, X>/||G||_*, or None for all when X is not finite; ``blow_up`` by :func:`blew_up`."""
     if not bool(torch.isfinite(X).all()):
-        return {"finite": False, "max_sigma_err": None, "dist_svd": None}
-    return {"finite": True, "max_sigma_err": float(metrics.max_sigma_error(X)),
-            "dist_svd": float(metrics.relative_distance(X, ref))}
+        return {"finite": False, "max_sigma_err": None, "dist_svd": None,
+                "nuclear_alignment": None, "blow_up": True}
+    e = {"finite": True, "max_sigma_err": float(metrics.max_sigma_error(X)),
+         "dist_svd": float(metrics.relative_distance(X, ref))}
+    if G is not None:
+        e["nuclear_alignment"] = float(metrics.nuclear_alignment(G.to(X.device), X))
+    e["blow_up"] = blew_up(e)
+    return e
+
+
+def blew_up(e: dict) -> bool:
+    """The one blow-up rule of every study: a non-finite iterate or a singular value above 2
+    (|sigma - 1| > 1 with sigma >= 0)."""
+    return not e["finite"] or e["max_sigma_err"] > 1
 
 
 def run_schedule_steps(G: torch.Tensor, name: str, dtype: torch.dtype, steps: int,

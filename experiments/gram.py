@@ -23,7 +23,7 @@ from msign.bench import median_time
 from msign.iterate import gram_flops, iterate, iterate_gram, normalize, schedule_flops
 from msign.results import provenance, write_json
 
-from .convergence import captured, families, finite_errors
+from .convergence import blew_up, captured, families, finite_errors
 
 STUDIED = ["jordan", "polar-express", "polar-express-bf16"]
 RESTARTS = [None, 2, 3, 4]
@@ -44,10 +44,10 @@ def accuracy(mats: dict[str, torch.Tensor], device: torch.device) -> list[dict]:
                 X0 = normalize(G.to(device, dtype), s.safety)
                 std = iterate(X0, coeffs)
                 row = {"family": fam, "shape": list(G.shape), "schedule": name,
-                       "dtype": dname, "standard": finite_errors(std, ref)}
+                       "dtype": dname, "standard": finite_errors(std, ref, G)}
                 for r in RESTARTS:
                     Xg = iterate_gram(X0, coeffs, r)
-                    row[f"restart_{r}"] = finite_errors(Xg, ref)
+                    row[f"restart_{r}"] = finite_errors(Xg, ref, G)
                     if dname == "fp64":
                         row[f"restart_{r}"]["max_diff_to_standard"] = float(
                             (Xg - std).abs().max())
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def summary(res: dict) -> str:
-    lines = ["accuracy (max|s-1| / dist to SVD polar; 'inf' = blew up):",
+    lines = ["accuracy (max|s-1| / dist to SVD polar; 'inf' = non-finite):",
              f"{'family':<36}{'schedule':<20}{'dtype':<6}{'standard':>18}"
              + "".join(f"{'restart ' + str(r):>18}" for r in res["restarts"])]
 
@@ -117,6 +117,10 @@ def summary(res: dict) -> str:
         lines.append(f"{r['family']:<36}{r['schedule']:<20}{r['dtype']:<6}"
                      f"{cell(r['standard']):>18}"
                      + "".join(f"{cell(r[f'restart_{k}']):>18}" for k in res["restarts"]))
+    bf = [r for r in res["accuracy"] if r["dtype"] == "bf16"]
+    counts = ", ".join(f"{k}: {sum(blew_up(r[k]) for r in bf)}/{len(bf)}"
+                       for k in ["standard", *(f"restart_{x}" for x in res["restarts"])])
+    lines.append(f"bf16 blow-ups (non-finite or a singular value above 2): {counts}")
     fp64 = max(r[f"restart_{k}"]["max_diff_to_standard"] for r in res["accuracy"]
                if r["dtype"] == "fp64" for k in res["restarts"])
     lines.append(f"fp64: max |gram - standard| over all = {fp64:.2g}")

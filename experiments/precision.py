@@ -7,7 +7,8 @@ For every schedule, precision and normalization it runs the full schedule on tes
 final max |sigma - 1|, the distance to the SVD polar factor, the largest singular value seen
 along the way, and a verdict:
 
-- ``blow-up``: a non-finite iterate or a singular value above 2 at the end;
+- ``blow-up``: a non-finite iterate or a singular value above 2 at the end (the rule of
+  every study, ``experiments.convergence.blew_up``);
 - ``stall``: finite, but the error is more than 10x the same run's fp64 error and above 1e-2;
 - ``ok`` otherwise.
 
@@ -33,7 +34,7 @@ from msign.gemm import GEMM_MODES, resolve_gemm
 from msign.iterate import iterate, run_schedule
 from msign.results import provenance, write_json
 
-from .convergence import captured, families, finite_errors
+from .convergence import blew_up, captured, families, finite_errors
 
 # Not msign.SCHEDULES / msign.schedules.NORMALIZATIONS: the schedules this study runs, and its
 # normalization rules, which add power-iteration estimates to the two a Schedule supports.
@@ -72,9 +73,10 @@ def run(G: torch.Tensor, s64: torch.Tensor, name: str, dtype: torch.dtype,
     return X, float(s64[s64 > 0].min() / nu), top
 
 
-def verdict(err: float | None, top: float, err64: float | None) -> str:
-    if err is None or top > 2:
+def verdict(e: dict, err64: float | None) -> str:
+    if blew_up(e):
         return "blow-up"
+    err = e["max_sigma_err"]
     if err64 is not None and err > max(10 * err64, 1e-2):
         return "stall"
     return "ok"
@@ -109,15 +111,14 @@ def main(argv: list[str] | None = None) -> dict:
             for name in STUDIED:
                 for norm in NORM_RULES:
                     X, x_min, top = run(G, S, name, dtype, norm, args.gemm)
-                    e = finite_errors(X, polar)
-                    err, dist = e["max_sigma_err"], e["dist_svd"]
+                    e = finite_errors(X, polar, G.double())
                     if dname == "fp64":
-                        fp64[fam, name, norm] = err
+                        fp64[fam, name, norm] = e["max_sigma_err"]
                     res["rows"].append({
                         "dtype": dname, "family": fam, "schedule": name, "normalization": norm,
-                        "x_min": x_min, "max_sigma_err": err, "dist_svd": dist,
-                        "max_sigma": top,
-                        "verdict": verdict(err, top, fp64.get((fam, name, norm)))})
+                        "x_min": x_min, "max_sigma_err": e["max_sigma_err"],
+                        "dist_svd": e["dist_svd"], "nuclear_alignment": e["nuclear_alignment"],
+                        "max_sigma": top, "verdict": verdict(e, fp64.get((fam, name, norm)))})
     out = Path(args.out or f"results/precision/{dev.type}_{args.dtypes.replace(',', '-')}.json")
     write_json(out, res)
     print(summary(res))

@@ -14,6 +14,7 @@ import statistics
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from msign import classical, metrics
 from msign.exact import svd_msign
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default="results/qdwh_polish/cpu.json")
     args = ap.parse_args(argv)
     rows = []
-    for name, G in matrices().items():
+    for name, G in tqdm(matrices().items(), desc="matrices"):
         ref = svd_msign(G)
         for dtype in (torch.float32, torch.float64):
             row = {"matrix": name, "dtype": str(dtype).replace("torch.", "")}

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from msign import Schedule
 from msign.gemm import GEMM_MODES
 from msign.optim import Muon, muon_param_groups, qk_clip
 
@@ -48,9 +49,9 @@ PRESETS = {
             "steps": 5000, "eval_every": 250, "eval_batches": 40, "warmup": 250},
 }
 # What a run is: a checkpoint may only be continued by a command that agrees on all of these.
-IDENTITY = ("optimizer", "msign", "lr", "adamw_lr", "weight_decay", "adamw_weight_decay",
-            "normuon_beta2", "cautious_wd", "qk_clip", "grad_clip", "warmup", "preset", "steps",
-            "seed", "data", "init_from", "gemm")
+IDENTITY = ("optimizer", "msign", "schedule", "lr", "adamw_lr", "weight_decay",
+            "adamw_weight_decay", "normuon_beta2", "cautious_wd", "qk_clip", "grad_clip",
+            "warmup", "preset", "steps", "seed", "data", "init_from", "gemm")
 
 
 def lr_at(step: int, total: int, warmup: int) -> float:
@@ -66,7 +67,8 @@ def make_optimizer(model: GPT, args: argparse.Namespace) -> torch.optim.Optimize
         return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95),
                                  weight_decay=args.weight_decay)
     awd = args.weight_decay if args.adamw_weight_decay is None else args.adamw_weight_decay
-    return Muon(muon_param_groups(model), lr=args.lr, msign=args.msign,
+    method = Schedule.from_json(args.schedule) if args.schedule else args.msign
+    return Muon(muon_param_groups(model), lr=args.lr, msign=method,
                 weight_decay=args.weight_decay, adamw_lr=args.adamw_lr,
                 adamw_weight_decay=awd, msign_gemm=args.gemm,
                 normuon_beta2=args.normuon_beta2, cautious_weight_decay=args.cautious_wd)
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--optimizer", choices=["adamw", "muon"], required=True)
     ap.add_argument("--msign", default="polar-express", help="Muon's method name")
+    ap.add_argument("--schedule", help="Muon's orthogonalizer: a Schedule JSON file "
+                                       "(msign design / Schedule.to_json); overrides --msign")
     ap.add_argument("--lr", type=float, required=True, help="peak lr (Muon: hidden matrices)")
     ap.add_argument("--adamw-lr", type=float, default=3e-3, help="Muon's AdamW part (embeddings)")
     ap.add_argument("--weight-decay", type=float, default=0.0)

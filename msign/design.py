@@ -26,10 +26,12 @@ import mpmath
 import numpy as np
 import sympy
 
+from . import scalar
 from .scalar import check_lower, stationary_points
 from .schedules import Schedule, check_steps, odd_poly
 
 __all__ = ["taylor_ns", "pade", "minimax_odd", "polar_express", "jordan_style",
+           "band_design", "fewest_matmuls", "coverage", "shared_band", "step_matmuls",
            "PE_CUSHION"]
 
 #: Cushion of the published Polar Express table (NoahAmsel/PolarExpress).  The repository's
@@ -204,7 +206,8 @@ def _validate_design(lower: float, steps: int, degree: int, safety: float) -> in
 
 
 def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: float = 1.01,
-                  cushion: float | None = None, *, rel: float = 0.0, dps: int = 60) -> Schedule:
+                  cushion: float | None = None, *, rel: float = 0.0, noise: float = 0.0,
+                  dps: int = 60) -> Schedule:
     """The Polar Express schedule: each step minimax-optimal on the current interval.
 
     Start from [l, u] = [lower, 1].  Each step takes the minimax odd polynomial of the given
@@ -236,6 +239,11 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
         :func:`msign.scalar.rounding_band`, and [l, u] is then updated to the exact range
         of p over the widened interval, so the schedule is greedy-optimal under that model.
         ``rel = 2**-8`` is one bf16 unit of relative round-off.
+    noise : float
+        Design against the absolute model of :func:`msign.scalar.noise_band` instead: each
+        step is fitted on [max(l - e, e), u + e] with e = noise * u (rounding moves singular
+        values by up to noise * ||X||; below e they are at the noise floor, which the design
+        cannot lower), and [l, u] is then the exact range of p over that interval.
 
     Returns
     -------
@@ -254,13 +262,19 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
         raise ValueError(f"cushion must lie in [0, 1); got {cushion!r}")
     if not (isinstance(rel, (int, float)) and 0 <= rel < 0.5):
         raise ValueError(f"rel must lie in [0, 0.5); got {rel!r}")
+    if not (isinstance(noise, (int, float)) and 0 <= noise < 0.5) or (noise and rel):
+        raise ValueError(f"noise must lie in [0, 0.5) and exclude rel; got {noise!r}")
     taylor = [mpmath.mpf(sympy.Rational(v).p) / sympy.Rational(v).q for v in taylor_ns(d)] \
         if d else [mpmath.mpf(1)]
     table = []
     with mpmath.workdps(dps):
         lo, hi = mpmath.mpf(lower), mpmath.mpf(1)
         for _ in range(steps):
-            lo, hi = lo * (1 - rel), hi * (1 + rel)
+            if noise:
+                e = noise * hi
+                lo, hi = max(lo - e, e), hi + e
+            else:
+                lo, hi = lo * (1 - rel), hi * (1 + rel)
             if lo / hi >= PE_TAYLOR_RATIO:
                 c = tuple(t / hi ** (2 * j + 1) for j, t in enumerate(taylor))
             else:
@@ -270,7 +284,7 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
                     r = 2 / (odd_poly(c, lo) + odd_poly(c, hi))
                     c = tuple(r * cj for cj in c)
             table.append(tuple(float(cj) for cj in c))
-            if rel:
+            if rel or noise:
                 vals = [odd_poly(c, x) for x in [lo, hi, *stationary_points(c, lo, hi)]]
                 lo, hi = min(vals), max(vals)
             else:
@@ -278,11 +292,12 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
                 hi = 2 - lo
     return Schedule(
         table,
-        name=f"pe-{steps}x{degree}-l{lower:g}" + (f"-rel{rel:g}" if rel else ""),
+        name=f"pe-{steps}x{degree}-l{lower:g}" + (f"-rel{rel:g}" if rel else "")
+        + (f"-noise{noise:g}" if noise else ""),
         safety=float(safety),
         source=f"msign.design.polar_express(lower={lower:g}, steps={steps}, degree={degree}, "
-        f"safety={safety:g}, cushion={cushion:g}, rel={rel:g}): greedy minimax "
-        "(Amsel et al. 2025)",
+        f"safety={safety:g}, cushion={cushion:g}, rel={rel:g}, noise={noise:g}): greedy "
+        "minimax (Amsel et al. 2025)",
     )
 
 
@@ -341,3 +356,168 @@ def jordan_style(steps: int = 5, lower: float = 1e-2, band: tuple[float, float] 
     return Schedule([best], name=f"jordan-style-{steps}", default_steps=steps,
                     source=f"msign.design.jordan_style(steps={steps}, lower={lower:g}, "
                     f"band={band}): max slope at 0 s.t. the composite stays in the band")
+
+
+# -- band design: the best schedule for a matmul budget, or the cheapest for a band ----------
+
+def step_matmuls(degree: int) -> int:
+    """Products of one step of odd degree 2d+1: the Gram matrix, d-1 Horner products, the
+    application (:meth:`msign.Schedule.matmuls`)."""
+    return _odd_degree(degree) + 1
+
+
+def _certified_error(s: Schedule, lower: float, noise: float) -> tuple[float, tuple]:
+    """Rigorous max |f - 1| on [lower, 1], and with ``noise`` the noise model's upper end."""
+    lo, hi = scalar.band(s, lower)
+    err = max(1 - lo, hi - 1)
+    if noise:
+        _, nhi = scalar.noise_band(s, lower, noise)
+        err = max(err, nhi - 1)
+    return err, (lo, hi)
+
+
+def band_design(lower: float, matmuls: int, *, degrees: tuple[int, ...] = (3, 5, 7),
+                shared: bool = False, noise: float = 0.0, dps: int = 60
+                ) -> tuple[Schedule, dict]:
+    """For a budget of ``matmuls`` products per call: the schedule with the smallest certified
+    band [1 - E, 1 + E] on [lower, 1].
+
+    Candidates: for each degree, as many steps as the budget pays for, either per-step (the
+    greedy minimax composition, which Amsel et al. prove optimal for the worst-case error at
+    a given degree and step count: :func:`polar_express` without cushion or safety) or one
+    shared polynomial (:func:`shared_band`).  Each is certified with :func:`msign.scalar.band`
+    (rigorous); with ``noise`` (the c u of :func:`msign.scalar.noise_band`) each step is
+    designed against that rounding model and E also covers the model's upper end.
+
+    Returns
+    -------
+    (Schedule, dict)
+        The winner and a report: ``error`` E, ``band``, ``degree``, ``steps``, ``matmuls``,
+        and every candidate's certified error.
+
+    Examples
+    --------
+    >>> s, r = band_design(0.1, 9, degrees=(5,))
+    >>> r["degree"], r["steps"], r["matmuls"], r["error"] < 1e-3
+    (5, 3, 9, True)
+    """
+    check_lower(lower)
+    if isinstance(matmuls, bool) or not isinstance(matmuls, int) or matmuls < 2:
+        raise ValueError(f"matmuls must be an int >= 2 (a cubic step costs 2); got {matmuls!r}")
+    cands = []
+    for degree in degrees:
+        k = matmuls // step_matmuls(degree)
+        if k < 1:
+            continue
+        if shared:
+            sched = shared_band(lower, k, degree)
+        else:
+            sched = polar_express(lower, k, degree, safety=1.0, cushion=0.0, noise=noise,
+                                  dps=dps)
+        err, b = _certified_error(sched, lower, noise)
+        cands.append((err, k * step_matmuls(degree), degree, k, b, sched))
+    if not cands:
+        raise ValueError(f"no degree in {degrees} fits a budget of {matmuls} products")
+    err, mm, degree, k, b, sched = min(cands, key=lambda c: (c[0], c[1]))
+    kind = "shared" if shared else "per-step"
+    name = f"band-{mm}mm-{kind}-d{degree}-l{lower:g}" + (f"-noise{noise:g}" if noise else "")
+    sched = Schedule(sched.coeffs, name=name, default_steps=k,
+                     source=f"msign.design.band_design(lower={lower:g}, matmuls={matmuls}, "
+                     f"shared={shared}, noise={noise:g}): {kind} degree {degree}, {k} steps, "
+                     f"certified band [{b[0]:.4g}, {b[1]:.4g}] on [{lower:g}, 1]")
+    report = {"error": err, "band": list(b), "degree": degree, "steps": k, "matmuls": mm,
+              "lower": lower, "kind": kind, "noise": noise,
+              "candidates": [{"degree": c[2], "steps": c[3], "matmuls": c[1], "error": c[0]}
+                             for c in cands]}
+    return sched, report
+
+
+def fewest_matmuls(lower: float, delta: float, *, degrees: tuple[int, ...] = (3, 5, 7),
+                   shared: bool = False, noise: float = 0.0, max_matmuls: int = 40
+                   ) -> tuple[Schedule, dict]:
+    """The cheapest schedule whose certified band on [lower, 1] lies in [1 - delta, 1 + delta].
+
+    Budgets are tried upward from 2 products; the first that reaches the band wins (among
+    its candidates the smallest error).
+
+    Examples
+    --------
+    >>> s, r = fewest_matmuls(0.05, 0.3, degrees=(3, 5))
+    >>> r["matmuls"], r["error"] <= 0.3
+    (6, True)
+    """
+    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise ValueError(f"delta must lie in (0, 1); got {delta!r}")
+    for mm in range(2, max_matmuls + 1):
+        if all(mm // step_matmuls(d) == 0 for d in degrees):
+            continue
+        sched, rep = band_design(lower, mm, degrees=degrees, shared=shared, noise=noise)
+        if rep["error"] <= delta:
+            return sched, rep
+    raise ValueError(f"no schedule of <= {max_matmuls} products reaches [1 - {delta}, "
+                     f"1 + {delta}] from lower={lower:g}")
+
+
+def coverage(matmuls: int, delta: float, *, degrees: tuple[int, ...] = (3, 5, 7),
+             noise: float = 0.0, lo: float = 1e-6, hi: float = 0.5, iters: int = 14
+             ) -> tuple[Schedule, dict]:
+    """The smallest lower bound a budget covers at band ``delta``, and its schedule.
+
+    The certified error of the best per-step schedule falls as ``lower`` grows, so the
+    smallest ``lower`` whose band lies in [1 - delta, 1 + delta] is found by bisection on
+    log(lower); every singular value above that fraction of ||G||_F lands in the band.
+
+    Examples
+    --------
+    >>> s, r = coverage(6, 0.3, degrees=(5,), iters=6)
+    >>> 0.01 < r["lower"] < 0.2 and r["error"] <= 0.3
+    True
+    """
+    if not (isinstance(delta, (int, float)) and 0 < delta < 1):
+        raise ValueError(f"delta must lie in (0, 1); got {delta!r}")
+    best = band_design(hi, matmuls, degrees=degrees, noise=noise)
+    if best[1]["error"] > delta:
+        raise ValueError(f"{matmuls} products do not reach band {delta} even from lower={hi}")
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(iters):
+        m = 0.5 * (a + b)
+        cand = band_design(math.exp(m), matmuls, degrees=degrees, noise=noise)
+        if cand[1]["error"] <= delta:
+            b, best = m, cand
+        else:
+            a = m
+    return best
+
+
+def shared_band(lower: float, steps: int, degree: int = 5, *, samples: int = 3000) -> Schedule:
+    """One odd polynomial, repeated ``steps`` times, minimizing max |f - 1| on [lower, 1].
+
+    Nelder-Mead on the sampled error (``samples`` geometric points) from deterministic
+    starts (the greedy first step, the Taylor polynomial, and for quintics Jordan's); the
+    result is a Schedule to certify (:func:`band_design` does).  Unlike a per-step list, a
+    shared polynomial's band need not converge; it is the classical Muon design (Jordan's
+    five steps, You's, Su's are variants of it).
+    """
+    from scipy.optimize import minimize
+
+    d = _validate_design(lower, steps, degree, 1.0)
+    x = np.geomspace(lower, 1, samples)
+
+    def err(c: np.ndarray) -> float:
+        y = x
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(steps):
+                y = odd_poly(tuple(c), y)
+        e = float(np.max(np.abs(y - 1)))
+        return e if np.isfinite(e) else 1e6
+
+    taylor = [float(v) for v in taylor_ns(d)] if d else [1.0]
+    first = [float(v) for v in polar_express(lower, 1, degree, safety=1.0, cushion=0.0).coeffs[0]]
+    starts = [first, taylor] + ([[3.4445, -4.7750, 2.0315]] if degree == 5 else [])
+    best = min((minimize(err, np.array(s0), method="Nelder-Mead",
+                         options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
+                for s0 in starts), key=lambda r: r.fun)
+    return Schedule([tuple(float(v) for v in best.x)], name=f"shared-{steps}x{degree}",
+                    default_steps=steps,
+                    source=f"msign.design.shared_band(lower={lower:g}, steps={steps}, "
+                    f"degree={degree}): one polynomial minimizing the sampled max |f - 1|")

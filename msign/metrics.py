@@ -15,8 +15,7 @@ import torch
 from .exact import svd_msign
 
 __all__ = ["orthogonality_error", "polar_distance", "relative_distance", "singular_values",
-           "sigma_band",
-           "max_sigma_error"]
+           "sigma_band", "max_sigma_error", "nuclear_alignment"]
 
 
 def _f64(X: Any) -> torch.Tensor:
@@ -81,3 +80,25 @@ def max_sigma_error(X: Any) -> np.ndarray:
         # A blown-up X (entries ~1e160) overflows its Gram matrix: take the SVD instead.
         return np.abs(singular_values(X) - 1.0).max(axis=-1)
     return _out((lam.clamp_min(0).sqrt() - 1).abs().amax(dim=-1))
+
+
+def nuclear_alignment(G: Any, X: Any) -> np.ndarray:
+    """<G, X> / ||G||_*: the fraction of G's nuclear norm the update X captures.
+
+    The training-relevant measure of an orthogonalizer: the exact polar factor U V^T
+    maximizes <G, X> over ||X||_2 <= 1, where it equals ||G||_* (so the value is 1), and a
+    first-order Muon step decreases the loss by lr * <G, X>.  A direction that misses the
+    small singular values of G loses little; one that flips a sign loses a lot.  Not
+    normalized by ||X||_2: an update with singular values above 1 can exceed 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> G = np.diag([3.0, 1.0])
+    >>> float(nuclear_alignment(G, np.eye(2))), float(nuclear_alignment(G, np.diag([1.0, 0.0])))
+    (1.0, 0.75)
+    """
+    Gt, Xt = _f64(G), _f64(X)
+    inner = (Gt * Xt).sum(dim=(-2, -1))
+    nuc = torch.linalg.matrix_norm(Gt, ord="nuc").clamp_min(torch.finfo(torch.float64).tiny)
+    return _out(inner / nuc)

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from experiments.compare_optimizers import best_single_run  # noqa: E402
+import msign  # noqa: E402
+from experiments.compare_optimizers import arm_of  # noqa: E402
 from msign import get_schedule  # noqa: E402
 from msign.iterate import iterate, normalize  # noqa: E402
 from msign.scalar import band  # noqa: E402
@@ -100,24 +101,44 @@ def _interval(lo: float, hi: float) -> str:
 
 def fig_pe_steps(out: Path, name: str = "polar-express", lower: float = 1e-3,
                  points: int = 801) -> Path:
-    """(3) Each Polar Express polynomial and the certified interval it maps."""
+    """(3) Each Polar Express polynomial and the rigorous interval it maps.
+
+    While the interval entering a step is wide, the panel shows p on [0, 1.05 u]; once it is
+    within 1% of one (the last steps), it shows p(x) - 1 against x - 1 on that interval,
+    where the step's work (squeezing 1 +- 1e-3 to 1 +- 1e-9 and below) is visible.
+    """
     s = get_schedule(name)
     coeffs = s.step_coeffs()
     k = len(coeffs)
     cols = 4
-    fig, axes = plt.subplots((k + cols - 1) // cols, cols, figsize=(6.6, 2.0 * ((k + 3) // 4)),
+    fig, axes = plt.subplots((k + cols - 1) // cols, cols, figsize=(6.6, 2.1 * ((k + 3) // 4)),
                              squeeze=False)
     lo, hi = lower, 1.0
     for i, (c, ax) in enumerate(zip(coeffs, axes.flat, strict=False)):
         nlo, nhi = band(s, lower=lower, steps=i + 1)
-        x = np.linspace(0, 1.05 * hi, points)
-        ax.axvspan(lo, hi, color="C0", alpha=0.15, lw=0)
-        ax.axhspan(nlo, nhi, color="C2", alpha=0.25, lw=0)
-        ax.plot(x, odd_poly(c, x), color="k", lw=1)
-        ax.set_title(f"step {i + 1}\n{_interval(lo, hi)} $\\to$ {_interval(nlo, nhi)}",
+        if hi - lo > 1e-2:
+            x = np.linspace(0, 1.05 * hi, points)
+            ax.axvspan(lo, hi, color="C0", alpha=0.15, lw=0)
+            ax.axhspan(nlo, nhi, color="C2", alpha=0.25, lw=0)
+            ax.plot(x, odd_poly(c, x), color="k", lw=1)
+            ax.set_xlim(0, 1.05 * hi)
+            ax.set_xlabel("$x$ (input singular value)", fontsize=6)
+            ax.set_ylabel("$p(x)$", fontsize=6)
+        else:  # zoom: deviations from one
+            w = max(1 - lo, hi - 1)
+            x = np.linspace(1 - 1.5 * w, 1 + 1.5 * w, points)
+            ax.axvspan(lo - 1, hi - 1, color="C0", alpha=0.15, lw=0)
+            ax.axhspan(nlo - 1, nhi - 1, color="C2", alpha=0.25, lw=0)
+            ax.plot(x - 1, odd_poly(c, x) - 1, color="k", lw=1)
+            ax.axhline(0, color="0.6", lw=0.5, ls=":")
+            ax.set_xlabel("$x - 1$", fontsize=6)
+            ax.set_ylabel("$p(x) - 1$", fontsize=6)
+            ax.ticklabel_format(axis="both", style="sci", scilimits=(-2, 2))
+            ax.xaxis.get_offset_text().set_fontsize(5)
+            ax.yaxis.get_offset_text().set_fontsize(5)
+        ax.set_title(f"step {i + 1}: {_interval(lo, hi)} $\\to$ {_interval(nlo, nhi)}",
                      fontsize=6.5)
-        ax.set_xlim(0, 1.05 * hi)
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=5.5)
         lo, hi = nlo, nhi
     for ax in axes.flat[k:]:
         ax.axis("off")
@@ -154,24 +175,26 @@ def fig_iterates(G: np.ndarray, out: Path, name: str = "polar-express",
     ``G`` is one matrix (a captured gradient); see :func:`iterate_values`.
     """
     sched = get_schedule(name)
-    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.3))
+    fig, axes = plt.subplots(1, 3, figsize=(6.6, 2.4))
     last = max(steps)
+    colors = ["C0", "C1", "C4", "C3", "k"]  # the last step in black, drawn last
     for ax, dtype in zip(axes, (torch.float64, torch.bfloat16), strict=False):
         x, vals = iterate_values(G, name, dtype, last)
-        keep = x > 1e-6 * x.max()
-        xs = np.logspace(np.log10(x[keep].min()), 0, 400)
-        for k in steps:
+        x = np.maximum(x, 1e-30)  # every pair is shown, an exactly zero one at the axis' end
+        xs = np.logspace(np.log10(x.min()), 0, 400)
+        for k, color in zip(steps, colors, strict=False):
             proj = vals[k - 1]
-            color = plt.cm.viridis(steps.index(k) / max(1, len(steps) - 1))
-            ax.plot(xs, sched.scalar_map(xs, k), color=color, lw=0.5, label=f"step {k}")
-            ax.plot(x[keep], proj[keep], ".", color=color, ms=2.5)
+            ax.plot(xs, sched.scalar_map(xs, k), color=color, lw=0.8 if k == last else 0.6,
+                    label=f"step {k}", zorder=3 if k == last else 2)
+            ax.plot(x, proj, "o" if k == last else ".", color=color,
+                    ms=2.2 if k == last else 2.5, mfc="none" if k == last else color)
         ax.set_xscale("log")
         dname = str(dtype).removeprefix("torch.")
-        ax.set_title(dname)
+        ax.set_title(f"{dname}: all {len(x)} singular pairs")
         ax.set_xlabel("$x_i = \\sigma_i / (s\\,\\|G\\|_F)$")
         # the gap to the prediction after the last step: rounding, nothing else
         gap = np.abs(vals[-1] - sched.scalar_map(x, last))
-        axes[2].plot(x[keep], np.maximum(gap[keep], 1e-18), ".", ms=2.5, label=dname)
+        axes[2].plot(x, np.maximum(gap, 1e-18), ".", ms=2.5, label=dname)
     axes[0].set_ylabel("$u_i^T X_k v_i$ (dots), $f_k(x_i)$ (lines)")
     axes[2].set_xscale("log")
     axes[2].set_yscale("log")
@@ -187,28 +210,47 @@ ERRORS = {"max_sigma_err": "max $|\\sigma_i(X_k) - 1|$",
           "dist_svd": "$\\|X_k - UV^T\\|_F / \\|UV^T\\|_F$"}
 
 
-def fig_error_vs_matmuls(res: dict, out: Path, family: str = "gaussian",
-                         dtypes: tuple[str, ...] = ("fp64", "fp32", "bf16"),
-                         error: str = "max_sigma_err") -> Path:
-    """(5) An error (see ERRORS) after each step vs matmul count, one panel per precision."""
+def _flops_per_step(method: str, shape: tuple[int, int], steps: int) -> list[float]:
+    """Cumulative FLOPs after each of ``steps`` steps of ``method`` on an m x n matrix (the cost
+    model of ``msign.msign(..., return_info=True)``: schedules' products, the operation counts
+    of Newton's inverses and QDWH's QR/Cholesky steps)."""
+    m, n = sorted(shape)
+    G = torch.randn(m, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return [msign.msign(G, method, steps=k, return_info=True)[1]["flops"]
+            for k in range(1, steps + 1)]
+
+
+def fig_error_vs_flops(res: dict, out: Path, family: str = "gaussian",
+                       dtypes: tuple[str, ...] = ("fp64", "fp32", "bf16"),
+                       error: str = "max_sigma_err", shape: tuple[int, int] | None = None
+                       ) -> Path:
+    """(5) An error (see ERRORS) after each step against FLOPs, one panel per precision.
+
+    FLOPs, not matrix products: a product of the m x m Gram side costs less than one of the
+    n side, and Newton's inverses and QDWH's factorizations are not products at all.
+    """
+    shape = tuple(shape or res["size"])
     dtypes = tuple(d for d in dtypes if any(r["dtype"] == d for r in res["runs"]))
     fig, axes = plt.subplots(1, len(dtypes), figsize=(2.2 * len(dtypes), 2.3), sharey=True,
                              squeeze=False)
+    cache: dict[tuple, list[float]] = {}
     for ax, dt in zip(axes[0], dtypes, strict=True):
         for r in res["runs"]:
-            if r["dtype"] != dt or r["family"] != family:
+            if r["dtype"] != dt or r["family"] != family or not r["steps"]:
                 continue
             rows = r["steps"]
+            key = (r["method"], len(rows))
+            if key not in cache:
+                cache[key] = _flops_per_step(r["method"], shape, len(rows))
             err = [max(row[error], 1e-17) for row in rows]
-            if rows[0]["matmuls"] is None:  # classical: not a matmul count; final error only
-                ax.axhline(err[-1], color=COLORS[r["method"]], lw=0.8, ls=":",
-                           label=f"{r['method']} (final, {len(rows)} it.)")
-                continue
-            ax.plot([row["matmuls"] for row in rows], err, color=COLORS[r["method"]], lw=1,
-                    marker=".", ms=3, label=r["method"])
+            classical = rows[0]["matmuls"] is None
+            ax.plot(cache[key], err, color=COLORS[r["method"]], lw=1,
+                    ls=":" if classical else "-", marker="s" if classical else ".",
+                    ms=2.5, label=r["method"])
         ax.set_yscale("log")
+        ax.set_xscale("log")
         ax.set_title(dt)
-        ax.set_xlabel("matrix products")
+        ax.set_xlabel(f"FLOPs ({shape[0]}$\\times${shape[1]})")
     axes[0][0].set_ylabel(ERRORS[error])
     fig.tight_layout()
     # the fp64 panel holds every method, the classical ones included
@@ -217,62 +259,74 @@ def fig_error_vs_matmuls(res: dict, out: Path, family: str = "gaussian",
 
 
 def fig_timing(results: list[dict], out: Path) -> Path:
-    """(6) Achieved fraction of the matmul rate per shape and method, one panel per device."""
-    fig, axes = plt.subplots(1, len(results), figsize=(3.3 * len(results), 2.6), sharey=True,
+    """(6) Time per call relative to torch.optim.Muon's Newton-Schulz at equal steps, per shape
+    and schedule, one panel per device (its name, torch version and date in the title)."""
+    fig, axes = plt.subplots(1, len(results), figsize=(3.3 * len(results), 2.7), sharey=True,
                              squeeze=False)
     for ax, res in zip(axes[0], results, strict=True):
-        shapes = list(dict.fromkeys(tuple(r["shape"]) for r in res["rows"]))
-        methods = [m for m in COLORS if any(r["method"] == m for r in res["rows"])]
-        width = 0.8 / len(methods)
+        rows = [r for r in res["rows"] if r.get("ratio_torch_ns") is not None]
+        shapes = list(dict.fromkeys(tuple(r["shape"]) for r in rows))
+        methods = [m for m in COLORS if any(r["method"] == m for r in rows)]
+        width = 0.8 / max(1, len(methods))
         for j, m in enumerate(methods):
-            frac = {tuple(r["shape"]): r.get("floor_fraction", np.nan) for r in res["rows"]
-                    if r["method"] == m}
+            ratio = {tuple(r["shape"]): r["ratio_torch_ns"] for r in rows if r["method"] == m}
             ax.bar([i + j * width for i in range(len(shapes))],
-                   [frac.get(s, np.nan) for s in shapes], width, color=COLORS[m], label=m)
-        ax.axhline(1, color="0.5", lw=0.6, ls=":")
+                   [ratio.get(sh, np.nan) for sh in shapes], width, color=COLORS[m], label=m)
+        ax.axhline(1, color="0.4", lw=0.7, ls="--")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))])
-        ax.set_xticklabels(["x".join(map(str, s)) for s in shapes], rotation=30, fontsize=6)
-        ax.set_title(f"{res['device']} ({res['dtype']})", fontsize=7)
-        ax.set_yscale("log")
-    axes[0][0].set_ylabel("FLOP rate / matmul rate")
+        ax.set_xticklabels(["x".join(map(str, sh)) for sh in shapes], rotation=30, fontsize=6)
+        device = res["device"].split(" [")[0].replace(" cpu, 2 threads", "")
+        ax.set_title(f"{device}, {res['dtype']}\ntorch {res['torch']}, {res['date']}",
+                     fontsize=6.5)
+    axes[0][0].set_ylabel("time / torch.optim.Muon NS (equal steps)")
     fig.tight_layout()
-    _legend_below(fig, axes[0][-1], ncol=5)
+    _legend_below(fig, axes[0][0], ncol=5)
     return _save(fig, out)
 
 
-def fig_lm(summary: dict, out: Path) -> Path:
-    """(7) Validation loss vs step and vs wall time, best learning rate of each, mean of seeds."""
-    best = {(t["optimizer"], t["msign"]): t["best_lr"] for t in summary["table"]}
-    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.6), sharey=True)
-    for (opt, method), lr in best.items():
-        runs = [r for r in summary["runs"]
-                if (r["optimizer"], r["msign"], r["lr"]) == (opt, method, lr)]
-        steps = np.array([s for s, _ in runs[0]["val"]], dtype=float)
-        val = np.mean([[v for _, v in r["val"]] for r in runs], axis=0)
-        wall = np.mean([r["wall_s"] for r in runs])
-        name = "adamw" if opt == "adamw" else method
-        label = f"AdamW lr {lr:g}" if opt == "adamw" else f"Muon {method} lr {lr:g}"
-        for ax, xs in zip(axes, (steps, steps / steps[-1] * wall), strict=True):
-            ax.plot(xs, val, color=COLORS.get(name, "C8"), lw=1.2 if opt == "adamw" else 0.9,
-                    ls="--" if opt == "adamw" else "-", label=label)
-    # AdamW's learning rate is chosen on one seed; also show the best single AdamW run,
-    # unless it is already the whole AdamW curve (one seed).
-    top = best_single_run(summary["runs"])
-    adamw_lr = next(lr for (opt, _), lr in best.items() if opt == "adamw")
-    adamw_runs = [r for r in summary["runs"] if r["optimizer"] == "adamw" and r["lr"] == adamw_lr]
-    if adamw_runs != [top]:
-        steps = np.array([st for st, _ in top["val"]], dtype=float)
-        for ax, xs in zip(axes, (steps, steps / steps[-1] * top["wall_s"]), strict=True):
-            ax.plot(xs, [v for _, v in top["val"]], color="k", ls=":", lw=1.2,
-                    label=f"AdamW best single run (lr {top['lr']:g}, seed {top['seed']})")
-    lo = min(t["final_val_mean"] for t in summary["table"])
-    for ax, xlabel in zip(axes, ("step", "wall time [s] (linear in step)"), strict=True):
+ARM_STYLE = {"adamw": ("k", "--"), "muon-jordan": ("C3", "-"),
+             "muon-polar-express": ("C2", "-"), "normuon-polar-express": ("C1", "-"),
+             "muon-jordan-cwd": ("C4", "-."), "muonclip-jordan": ("C9", ":")}
+
+
+def fig_lm(summary: dict, out: Path, arms: list[str] | None = None) -> Path:
+    """(7) Validation loss: each arm at its best learning rate, the mean over seeds with a
+    min-max band; against step (whole run, and its second half enlarged) and against the
+    measured wall clock."""
+    table = {arm_of_row(t): t for t in summary["table"]}
+    arms = [a for a in (arms or list(table)) if a in table]
+    fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.5))
+    tail_lo, tail_hi = np.inf, -np.inf
+    for i, arm in enumerate(arms):
+        t = table[arm]
+        runs = [r for r in summary["runs"] if arm_of(r) == arm and r["lr"] == t["best_lr"]]
+        vals = np.array([[v for _, v in r["val"]] for r in runs])
+        steps = np.array([st for st, _ in runs[0]["val"]], dtype=float)
+        walls = (np.mean([[w for _, w in r["wall"]] for r in runs], axis=0)
+                 if all("wall" in r for r in runs) else None)
+        color, ls = ARM_STYLE.get(arm, (f"C{i % 10}", "-"))
+        label = f"{arm} (lr {t['best_lr']:g}, {len(runs)} seeds)"
+        half = steps >= steps[-1] / 2
+        for ax, xs, sel in ((axes[0], steps, slice(None)), (axes[1], steps, half),
+                            (axes[2], walls, slice(None))):
+            if xs is None:
+                continue
+            ax.plot(xs[sel], vals.mean(0)[sel], color=color, ls=ls, lw=1, label=label)
+            ax.fill_between(xs[sel], vals.min(0)[sel], vals.max(0)[sel], color=color,
+                            alpha=0.15, lw=0)
+        tail_lo, tail_hi = min(tail_lo, vals[:, half].min()), max(tail_hi, vals[:, half].max())
+    axes[1].set_ylim(tail_lo - 0.01, tail_hi + 0.01)
+    for ax, xlabel in zip(axes, ("step", "step (second half)", "measured wall time [s]"),
+                          strict=True):
         ax.set_xlabel(xlabel)
-        ax.set_ylim(lo - 0.05, lo + 0.8)
     axes[0].set_ylabel("validation loss [nats/byte]")
     fig.tight_layout()
-    _legend_below(fig, axes[0], ncol=3)
+    _legend_below(fig, axes[0], ncol=2)
     return _save(fig, out)
+
+
+def arm_of_row(t: dict) -> str:
+    return t.get("arm") or ("adamw" if t["optimizer"] == "adamw" else f"muon-{t['msign']}")
 
 
 def _load(path: Path) -> dict:
@@ -290,11 +344,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
     made = [fig_jordan(out / "jordan.pdf"), fig_composites(out / "composites.pdf"),
             fig_pe_steps(out / "pe_steps.pdf"),
             fig_iterates(grads["blocks.3.fc.weight/step300/grad"], out / "iterates.pdf"),
-            fig_error_vs_matmuls(_load(res / "convergence" / "cpu_fp64-fp32-bf16.json"),
-                                 out / "error_gaussian.pdf"),
-            fig_error_vs_matmuls(_load(res / "convergence" / "cpu_fp64-fp32-bf16.json"),
-                                 out / "error_gradient.pdf",
-                                 family="blocks.3.fc.weight:step300:grad", error="dist_svd"),
+            fig_error_vs_flops(_load(res / "convergence" / "cpu_fp64-fp32-bf16.json"),
+                               out / "error_gaussian.pdf"),
+            fig_error_vs_flops(_load(res / "convergence" / "cpu_fp64-fp32-bf16.json"),
+                               out / "error_gradient.pdf",
+                               family="blocks.3.fc.weight:step300:grad", error="dist_svd",
+                               shape=grads["blocks.3.fc.weight/step300/grad"].shape),
             fig_timing(timing, out / "timing.pdf"),
             fig_lm(_load(res / "lm" / "summary.json"), out / "lm.pdf"),
             fig_lm(_load(res / "lm_long" / "summary.json"), out / "lm_long.pdf")]

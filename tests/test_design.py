@@ -135,11 +135,16 @@ class TestPolarExpress:
         assert scalar.worst_case_error(s, 1e-3) < jordan
         assert s.matmuls() == get_schedule("jordan").matmuls()
 
-    def test_named_bf16_schedule_is_the_rounding_aware_design(self):
-        s = design.polar_express(safety=1.0, rel=2**-8)
+    def test_named_bf16_schedule_is_the_noise_aware_design(self):
+        s = design.polar_express(safety=1.0, noise=2**-7)
         named = get_schedule("polar-express-bf16")
         np.testing.assert_allclose(s.coeffs, named.coeffs, rtol=1e-14)
         assert named.safety == 1.0
+        # bounded under the absolute bf16 noise model up to the c = 2 it was designed for,
+        # where the earlier relative-model design (the previous table) is not
+        assert scalar.noise_band(named, 1e-3, 2 * 2**-8)[1] < 1.01
+        earlier = design.polar_express(safety=1.0, rel=2**-8)
+        assert scalar.noise_band(earlier, 1e-3, 2 * 2**-8)[1] == float("inf")
 
     def test_rounding_aware_design_survives_the_rounding_model(self):
         plain = design.polar_express(safety=1.0)
@@ -152,7 +157,8 @@ class TestPolarExpress:
         "kwargs,match",
         [({"lower": 0.0}, "lower"), ({"lower": 1.0}, "lower"), ({"degree": 4}, "degree"),
          ({"steps": 0}, "steps"), ({"safety": 0.5}, "safety"), ({"cushion": 1.5}, "cushion"),
-         ({"rel": -1.0}, "rel")],
+         ({"rel": -1.0}, "rel"), ({"noise": 0.6}, "noise"),
+         ({"noise": 0.01, "rel": 0.01}, "noise")],
     )
     def test_bad_args(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
@@ -174,3 +180,52 @@ def test_jordan_style_lands_near_jordan():
     assert abs(a - 3.4445) < 0.2 and abs(b + 4.775) < 0.2 and abs(c - 2.0315) < 0.2
     lo, hi = scalar.band(s, 1e-2)
     assert 0.7 - 1e-3 <= lo and hi <= 1.2 + 1e-3
+
+
+class TestBandDesign:
+    """Band design: the best schedule for a budget, or the cheapest for a band (certified)."""
+
+    def test_budget_picks_the_smallest_certified_band(self):
+        s, r = design.band_design(0.05, 6, degrees=(3, 5))
+        errs = {c["degree"]: c["error"] for c in r["candidates"]}
+        assert r["error"] == min(errs.values()) and r["matmuls"] <= 6
+        assert s.matmuls() == r["matmuls"] and s.resolve_steps(None) == r["steps"]
+        lo, hi = scalar.band(s, 0.05)
+        assert max(1 - lo, hi - 1) == pytest.approx(r["error"], abs=1e-15)
+        # the greedy per-step design beats Jordan's shared quintic at equal products
+        assert r["error"] < scalar.worst_case_error(
+            Schedule([(3.4445, -4.7750, 2.0315)], default_steps=2), 0.05)
+
+    def test_fewest_matmuls_reaches_the_band_and_one_fewer_does_not(self):
+        s, r = design.fewest_matmuls(0.05, 0.3, degrees=(3, 5))
+        assert r["error"] <= 0.3
+        fewer = [design.band_design(0.05, m, degrees=(3, 5))[1]["error"]
+                 for m in range(2, r["matmuls"])]
+        assert all(e > 0.3 for e in fewer)
+
+    def test_coverage_is_the_smallest_lower_bound(self):
+        s, r = design.coverage(6, 0.3, degrees=(5,), iters=8)
+        assert r["error"] <= 0.3
+        below = design.band_design(r["lower"] * 0.8, 6, degrees=(5,))[1]
+        assert below["error"] > 0.3
+
+    def test_noise_aware_design_stays_bounded_under_its_model(self):
+        exact, _ = design.band_design(0.01, 9, degrees=(5,))
+        robust, r = design.band_design(0.01, 9, degrees=(5,), noise=2**-7)
+        assert scalar.noise_band(robust, 0.01, 2**-7)[1] < 1 + r["error"] + 1e-12
+        assert scalar.noise_band(exact, 0.01, 2**-7)[1] > 2  # the exact design is not
+
+    def test_shared_design(self):
+        s = design.shared_band(0.05, 3, 5, samples=800)
+        assert len(s.coeffs) == 1 and s.resolve_steps(None) == 3
+        greedy = design.band_design(0.05, 9, degrees=(5,))[1]["error"]
+        shared = scalar.worst_case_error(s, 0.05)
+        assert greedy <= shared + 1e-12  # greedy per-step is optimal (Amsel et al.)
+        assert shared < scalar.worst_case_error(
+            Schedule([(3.4445, -4.7750, 2.0315)], default_steps=3), 0.05)
+
+    @pytest.mark.parametrize("kwargs,match", [({"matmuls": 1}, "matmuls"),
+                                              ({"matmuls": 3, "degrees": (7,)}, "no degree")])
+    def test_bad_budget(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            design.band_design(0.1, **kwargs)

@@ -252,3 +252,30 @@ def test_family_end_to_end(corpus, tmp_path, monkeypatch):
         ("adamw", "adamw"), ("adamw", "muon"), ("muon", "adamw"), ("muon", "muon")}
     assert all(len(t["final_per_seed"]) == 2 for t in mm["table"])
     assert "first sweep (no clip, no decay)" in res["stall"]["runs"]
+
+
+def test_budget_end_to_end(corpus, tmp_path, monkeypatch):
+    from experiments import budget, family
+
+    monkeypatch.setattr(budget, "BUDGETS", (4, 6))
+    monkeypatch.setattr(budget, "GRID", (0.02,))
+    monkeypatch.setattr(family, "GRID_ADAMW", (1e-3,))
+    monkeypatch.setattr(family, "GRID_MUON", (0.02,))
+    out = tmp_path / "budget"
+    res = budget.main(["--preset", "smoke", "--steps", "8", "--cache", str(corpus),
+                       "--runs", str(tmp_path / "runs"), "--out", str(out), "--iters", "3",
+                       "--gradients", "", "--jobs", "1", "--threads", "1"])
+    designs = json.loads((out / "designs.json").read_text())
+    assert [r["matmuls"] for r in designs["designed"]] == [4, 6]
+    for r in designs["designed"]:
+        lo, hi = r["band"]
+        assert 1 - budget.DELTA <= lo and hi <= 1 + budget.DELTA  # certified in the band
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["name"]: r for r in summary["rows"]}
+    assert set(rows) == {"muon-jordan", "band-4", "band-6"}
+    for r in rows.values():
+        assert len(r["final_val_loss"]) == 3 and r["orthogonalization_s"] > 0
+        assert {"name", "matmuls", "steps", "degree", "certified_band", "final_val_mean",
+                "steps_fraction"} <= set(r)
+    assert rows["band-4"]["matmuls"] == 4 and rows["muon-jordan"]["matmuls"] == 15
+    assert "text" in res["train"]["headline"] and (out / "loss_vs_matmuls.png").exists()

@@ -42,3 +42,26 @@ def test_relative_distance_matches_polar_distance():
     U, _, Vt = np.linalg.svd(G, full_matrices=False)
     expected = metrics.polar_distance(X, G)
     assert metrics.relative_distance(X, U @ Vt) == pytest.approx(expected, rel=1e-12)
+
+
+def test_nuclear_alignment():
+    rng = np.random.default_rng(3)
+    G = rng.standard_normal((6, 9))
+    U, s, Vt = np.linalg.svd(G, full_matrices=False)
+    assert metrics.nuclear_alignment(G, U @ Vt) == pytest.approx(1.0)  # the exact factor
+    assert metrics.nuclear_alignment(G, -U @ Vt) == pytest.approx(-1.0)
+    # dropping the smallest direction loses its share of the nuclear norm
+    X = U[:, :-1] @ Vt[:-1]
+    assert metrics.nuclear_alignment(G, X) == pytest.approx(1 - s[-1] / s.sum())
+    batch = np.stack([G, 2 * G])
+    np.testing.assert_allclose(metrics.nuclear_alignment(batch, np.stack([U @ Vt] * 2)), 1.0)
+
+
+def test_max_sigma_error_gram_path_matches_svd():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((20, 50)) / 7
+    s = np.linalg.svd(X, compute_uv=False)
+    assert metrics.max_sigma_error(X) == pytest.approx(np.abs(s - 1).max(), abs=1e-14)
+    assert metrics.max_sigma_error(X.T) == pytest.approx(np.abs(s - 1).max(), abs=1e-14)
+    huge = np.full((3, 3), 1e200)  # its Gram matrix overflows: the SVD answers
+    assert metrics.max_sigma_error(huge) == pytest.approx(3e200)

@@ -283,3 +283,24 @@ def test_rejects_vectors_in_muon_group_and_bad_split():
         Muon([nn.Parameter(torch.zeros(3))])
     with pytest.raises(ValueError, match="split"):
         Muon([{"params": [nn.Parameter(torch.zeros(10, 3))], "split": 3}])
+
+
+def test_heads_score_and_top_level_fc_go_to_adamw():
+    class Classifier(nn.Module):  # transformers' *ForSequenceClassification: `score`
+        def __init__(self):
+            super().__init__()
+            self.body = nn.ModuleDict({"fc": nn.Linear(8, 8), "proj": nn.Linear(8, 8)})
+            self.score = nn.Linear(8, 3, bias=False)
+
+    class ResNetish(nn.Module):  # torchvision's ResNet: a top-level `fc`
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+            self.fc = nn.Linear(8, 10)
+
+    muon, adamw = muon_param_groups(Classifier())
+    assert [n for n, _ in muon["params"]] == ["body.fc.weight", "body.proj.weight"]
+    assert "score.weight" in [n for n, _ in adamw["params"]]  # a nested `fc` is hidden
+    muon, adamw = muon_param_groups(ResNetish())
+    assert [n for n, _ in muon["params"]] == ["conv.weight"]
+    assert "fc.weight" in [n for n, _ in adamw["params"]]

@@ -40,7 +40,8 @@ def tiny_lm():
     def run(opt, method, lr, seed, drop):
         return {"optimizer": opt, "msign": method, "lr": lr, "seed": seed,
                 "tokens_per_step": 64, "wall_s": 3.0 + seed,
-                "val": [[s, 3.0 - drop * s / 10] for s in (0, 5, 10)]}
+                "val": [[s, 3.0 - drop * s / 10] for s in (0, 5, 10)],
+                "wall": [[s, (3.0 + seed) * s / 10] for s in (0, 5, 10)]}
 
     runs = [run("adamw", None, 1e-3, s, 0.5) for s in (0, 1)]
     runs += [run("muon", "jordan", 0.02, s, 1.0) for s in (0, 1)]
@@ -65,15 +66,18 @@ class TestFigures:
         pred = get_schedule("polar-express").scalar_map(x, 3)
         assert len(vals) == 3 and np.max(np.abs(vals[-1] - pred)) < 1e-12
 
-    def test_error_vs_matmuls(self, tmp_path, tiny_convergence):
+    def test_error_vs_flops(self, tmp_path, tiny_convergence):
         for err in figures.ERRORS:
-            assert pdf_ok(figures.fig_error_vs_matmuls(tiny_convergence, tmp_path / "e.pdf",
-                                                       error=err))
+            assert pdf_ok(figures.fig_error_vs_flops(tiny_convergence, tmp_path / "e.pdf",
+                                                     error=err))
+        # the FLOP axis is the library's cost model: Jordan's k steps on 6 x 10
+        flops = figures._flops_per_step("jordan", (10, 6), 3)
+        assert flops == [k * (4 * 36 * 10 + 2 * 216) for k in (1, 2, 3)]
 
     def test_timing(self, tmp_path):
-        res = {"device": "cpu", "dtype": "bfloat16", "rows": [
-            {"shape": [4, 8], "method": "jordan", "floor_fraction": 0.5},
-            {"shape": [2, 4, 4], "method": "svd"}]}
+        res = {"device": "cpu", "dtype": "bfloat16", "torch": "2.13", "date": "2026-11-23",
+               "rows": [{"shape": [4, 8], "method": "jordan", "ratio_torch_ns": 0.9},
+                        {"shape": [2, 4, 4], "method": "svd"}]}
         assert pdf_ok(figures.fig_timing([res, res], tmp_path / "t.pdf"))
 
     def test_lm(self, tmp_path, tiny_lm):

@@ -1,0 +1,252 @@
+"""How few matmuls does Muon need?  Band-designed short schedules against training quality.
+
+    python -m experiments.budget --preset cpu --jobs 2 --threads 1     # about 2 h on 2 cores
+
+Parts (``--parts``, default all):
+
+- ``design``: for each budget (``BUDGETS`` products per orthogonalization) the schedule
+  covering the most of the spectrum at the band [1 - DELTA, 1 + DELTA]: the smallest lower
+  bound l whose certified band (``msign.scalar.band``, rigorous) lies in it, over cubic,
+  quintic and degree-7 per-step greedy designs, each step designed against the bf16 noise
+  model (``NOISE``, measured by ``experiments/rounding_model.py``) and certified under it
+  (``msign.scalar.noise_band``).  Beside them, from l = 1e-3: the best per-step and shared
+  band at each budget, and Jordan's, You's and Su's five-step lists (15 products).  The
+  designed schedules are run in bf16 on the captured momenta and gradients of the GPT
+  (``results/gradients/cpu.npz``) to measure the band they reach on real matrices.
+  -> ``results/budget/designs.json``, ``results/budget/schedules/*.json``.
+- ``train``: the Shakespeare GPT with Muon under each designed schedule, its learning rate
+  retuned on a grid (one step further past an edge), 3 seeds at the best; AdamW and Muon
+  jordan (15 products) are the family sweep's runs, reused (same ``--runs``).
+  -> ``results/budget/summary.json`` (one row per schedule), ``loss_vs_matmuls.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import msign
+from msign import design, metrics, scalar
+from msign.bench import median_time
+from msign.results import provenance, write_json
+
+from . import compare_optimizers as co
+from . import family, train_lm
+from .convergence import captured
+
+BUDGETS = (4, 6, 8, 9, 12, 15)
+DELTA = 0.35  # a little wider than Jordan's own band, about [0.68, 1.20]
+#: cu of the bf16 noise model the schedules are designed and certified against: c = 2, above
+#: the largest c_sigma measured (results/rounding/cpu.json), times u = 2^-8.
+NOISE = 2.0**-7
+REFERENCES = ("jordan", "you-5", "su-5")
+GRID = (0.02, 0.04, 0.08)
+
+
+def _coverage_of(sched, delta: float) -> float | None:
+    """Smallest l in [1e-6, 0.5] with the schedule's certified band within 1 +- delta
+    (None if not even [0.5, 1] fits: a shared polynomial's band need not shrink with l)."""
+    lo, hi = np.log(1e-6), np.log(0.5)
+    b = scalar.band(sched, 0.5)
+    if max(1 - b[0], b[1] - 1) > delta:
+        return None
+    for _ in range(30):
+        m = 0.5 * (lo + hi)
+        b = scalar.band(sched, float(np.exp(m)))
+        if max(1 - b[0], b[1] - 1) <= delta:
+            hi = m
+        else:
+            lo = m
+    return float(np.exp(hi))
+
+
+def real_band(sched, mats: dict[str, torch.Tensor]) -> dict:
+    """bf16 iterations of ``sched`` on real matrices: min/max singular value reached and the
+    fraction of the nuclear norm captured (1 for the exact polar factor)."""
+    out = {}
+    for k, G in mats.items():
+        X = msign.msign(G.float(), sched, compute_dtype=torch.bfloat16)
+        s = metrics.singular_values(X)
+        out[k] = {"sigma_min": float(s[-1]), "sigma_max": float(s[0]),
+                  "nuclear_alignment": float(metrics.nuclear_alignment(G, X))}
+    return out
+
+
+def part_design(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    sdir = out / "schedules"
+    sdir.mkdir(parents=True, exist_ok=True)
+    mats = captured(args.gradients) if args.gradients else {}
+    rows = []
+    for mm in BUDGETS:
+        sched, rep = design.coverage(mm, DELTA, noise=NOISE, iters=args.iters)
+        name = f"band-{mm}"
+        sched = msign.Schedule(sched.coeffs, name=name, default_steps=rep["steps"],
+                               source=sched.source + f"; coverage design at band +-{DELTA} "
+                               f"(msign.design.coverage(matmuls={mm}, delta={DELTA}, "
+                               f"noise={NOISE:g}))")
+        path = sdir / f"{name}.json"
+        sched.to_json(path)
+        _, per_step = design.band_design(1e-3, mm)
+        shared_err = None
+        if mm % 3 == 0:
+            s_sh, r_sh = design.band_design(1e-3, mm, degrees=(5,), shared=True)
+            shared_err = r_sh["error"]
+        rows.append({
+            "name": name, "matmuls": mm, "steps": rep["steps"], "degree": rep["degree"],
+            "lower": rep["lower"], "band": rep["band"], "delta": DELTA,
+            "noise_band_upper": scalar.noise_band(sched, rep["lower"], NOISE)[1],
+            "coeffs": [list(c) for c in sched.coeffs], "schedule_file": str(path),
+            "from_1e-3": {"per_step_error": per_step["error"], "per_step_degree":
+                          per_step["degree"], "shared_quintic_error": shared_err},
+            "real_matrices": real_band(sched, mats)})
+        print(f"{mm:>3} products: {name} degree {rep['degree']} x {rep['steps']}, covers "
+              f"l = {rep['lower']:.3g} at +-{DELTA}; from 1e-3 per-step error "
+              f"{per_step['error']:.3f}")
+    refs = []
+    for name in REFERENCES:
+        s = msign.get_schedule(name)
+        refs.append({"name": name, "matmuls": s.matmuls(), "steps": s.resolve_steps(None),
+                     "degree": s.degree, "band_from_1e-3": list(scalar.band(s, 1e-3)),
+                     "lower_at_delta": _coverage_of(s, DELTA),
+                     "noise_band_upper": scalar.noise_band(s, 1e-3, NOISE)[1],
+                     "real_matrices": real_band(s, mats)})
+        cov = refs[-1]["lower_at_delta"]
+        print(f"{name}: {s.matmuls()} products, covers l = "
+              f"{'-' if cov is None else f'{cov:.3g}'} at +-{DELTA}")
+    res = {**provenance(), "delta": DELTA, "noise_cu": NOISE, "budgets": list(BUDGETS),
+           "designed": rows, "references": refs}
+    write_json(out / "designs.json", res)
+    return res
+
+
+def orthogonalization_time(path: str | None, name: str | None, repeat: int = 5) -> float:
+    """Seconds per Muon orthogonalization of the cpu GPT's hidden matrices (bf16, one thread
+    as in the sweep): the msign cost of one optimizer step."""
+    cfg = train_lm.PRESETS["cpu"]["model"]
+    d = cfg.d_model
+    g = torch.Generator().manual_seed(0)
+    mats = [torch.randn(s, generator=g) for s in [(3 * d, d), (d, d), (4 * d, d), (d, 4 * d)]
+            for _ in range(cfg.layers)]
+    method = msign.Schedule.from_json(path) if path else name
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return median_time(lambda: [msign.msign(m, method, compute_dtype=torch.bfloat16)
+                                    for m in mats], torch.device("cpu"), repeat)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def part_train(args: argparse.Namespace) -> dict:
+    designs = json.loads((Path(args.out) / "designs.json").read_text())
+    common = ("--weight-decay", str(family.WD_MUON), "--adamw-weight-decay", str(family.WD_ADAMW),
+              "--track-qk", "--snapshots", ",".join(map(str, family.snapshots(args))))
+    fam_arms = {a.name: a for a in family.arms(args)}
+    arms = [fam_arms["adamw"], fam_arms["muon-jordan"]]
+    arms += [co.Arm(r["name"], "muon", GRID, ("--schedule", r["schedule_file"], *common))
+             for r in designs["designed"]]
+    ns = argparse.Namespace(**{**vars(args), "out": args.out})
+    runs, adamw_lr = co.run_arms(ns, arms, [0, 1, 2])
+    summary = co.finish(ns, runs, extra={"muon_adamw_lr": adamw_lr})
+    table = {t["arm"]: t for t in summary["table"]}
+    rows = []
+    for arm in arms[1:]:
+        t = table[arm.name]
+        d = next((r for r in designs["designed"] if r["name"] == arm.name), None)
+        sched = msign.get_schedule("jordan") if d is None else msign.Schedule.from_json(
+            d["schedule_file"])
+        lower = d["lower"] if d else next(r["lower_at_delta"] for r in designs["references"]
+                                          if r["name"] == "jordan")
+        rows.append({
+            "name": arm.name, "matmuls": sched.matmuls(), "steps": sched.resolve_steps(None),
+            "degree": sched.degree, "lower": lower,
+            "certified_band": list(scalar.band(sched, lower)),
+            "final_val_loss": t["final_val_per_seed"], "final_val_mean": t["final_val_mean"],
+            "final_val_spread": t["final_val_spread"], "final_val_std": t["final_val_std"],
+            "best_lr": t["best_lr"], "lrs": t["lrs"],
+            "steps_fraction": t.get("fraction_of_adamw_steps"),
+            "wall_per_step_s": t.get("wall_per_step_s"),
+            "orthogonalization_s": orthogonalization_time(d and d["schedule_file"],
+                                                          None if d else "jordan")})
+    adamw = table["adamw"]
+    res = {**provenance(), "delta": DELTA, "noise_cu": NOISE, "adamw_final_val_mean":
+           adamw["final_val_mean"], "adamw_final_val_per_seed": adamw["final_val_per_seed"],
+           "rows": sorted(rows, key=lambda r: r["matmuls"]),
+           "headline": headline(rows)}
+    write_json(Path(args.out) / "summary.json", {**summary, **res})
+    plot(res, Path(args.out) / "loss_vs_matmuls.png")
+    print(res["headline"]["text"])
+    return res
+
+
+def headline(rows: list[dict]) -> dict:
+    """The fewest matmuls whose mean final loss is within the seed spread of Jordan's 15."""
+    jordan = next(r for r in rows if r["name"] == "muon-jordan")
+    lo, hi = min(jordan["final_val_loss"]), max(jordan["final_val_loss"])
+    ok = [r for r in rows if r["name"] != "muon-jordan" and r["final_val_mean"] <= hi]
+    best = min(ok, key=lambda r: r["matmuls"], default=None)
+    if best is None:
+        text = "no designed schedule is within Jordan's seed spread"
+    else:
+        speed = best["orthogonalization_s"] / jordan["orthogonalization_s"]
+        text = (f"{best['name']} ({best['matmuls']} products, degree {best['degree']} x "
+                f"{best['steps']}) reaches {best['final_val_mean']:.4f}, within Jordan's seed "
+                f"range [{lo:.4f}, {hi:.4f}] at 15 products: "
+                f"{100 * (1 - best['matmuls'] / 15):.0f}% fewer products, orthogonalization "
+                f"{speed:.2f}x Jordan's time on this CPU")
+    return {"schedule": best and best["name"], "matmuls": best and best["matmuls"],
+            "jordan_range": [lo, hi], "text": text}
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for r in res["rows"]:
+        v = r["final_val_loss"]
+        color = "C1" if r["name"] == "muon-jordan" else "C0"
+        ax.errorbar(r["matmuls"], statistics.mean(v), yerr=[[statistics.mean(v) - min(v)],
+                                                             [max(v) - statistics.mean(v)]],
+                    fmt="o", color=color, capsize=3)
+        ax.annotate(r["name"].replace("muon-", ""), (r["matmuls"], statistics.mean(v)),
+                    fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(res["adamw_final_val_mean"], color="gray", ls="--", lw=1, label="AdamW (mean)")
+    ax.set_xlabel("matrix products per orthogonalization")
+    ax.set_ylabel("final validation loss (3 seeds, min-max)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
+    ap.add_argument("--steps", type=int, help="override the preset's steps (tests)")
+    ap.add_argument("--parts", default="design,train")
+    ap.add_argument("--runs", default="runs/family", help="shared with experiments.family, "
+                                                          "whose AdamW and jordan runs it reuses")
+    ap.add_argument("--out", default="results/budget")
+    ap.add_argument("--gradients", default="results/gradients/cpu.npz")
+    ap.add_argument("--iters", type=int, default=12, help="bisection steps of the coverage")
+    ap.add_argument("--cache")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    parts = {"design": part_design, "train": part_train}
+    return {p: parts[p](args) for p in args.parts.split(",")}
+
+
+if __name__ == "__main__":
+    main()
