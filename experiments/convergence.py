@@ -100,6 +100,7 @@ def run_schedule_steps(G: torch.Tensor, name: str, dtype: torch.dtype, steps: in
         pred = torch.from_numpy(np.asarray(sched.scalar_map(s64 / sched.divisor(s64), k)))
         gap = float((sv - pred.sort(descending=True).values).abs().max())
         rows.append({"step": k, "matmuls": sched.matmuls(k), **errors(X, ref),
+                     "nuclear_alignment": float(metrics.nuclear_alignment(G, X)),
                      "scalar_map_gap": gap})
     return rows
 
@@ -112,7 +113,8 @@ def run_classical(G: torch.Tensor, name: str, dtype: torch.dtype, ref: torch.Ten
             X = apply_method(G.to(dtype), METHODS[name], k)  # fp32/fp64: native products
         except ValueError:  # newton on singular input
             break
-        rows.append({"step": k, "matmuls": None, **errors(X, ref)})
+        rows.append({"step": k, "matmuls": None, **errors(X, ref),
+                     "nuclear_alignment": float(metrics.nuclear_alignment(G, X))})
     return rows
 
 

@@ -284,6 +284,106 @@ def fig_timing(results: list[dict], out: Path) -> Path:
     return _save(fig, out)
 
 
+def fig_rounding(res: dict, out: Path, family: str = "blocks.3.fc.weight:step300:grad",
+                 schedule: str = "polar-express") -> Path:
+    """(8) bf16 rounding per step: (left) the distribution of the measured error constants
+    over every step of every run; (right) one run's smallest and largest singular value
+    against the absolute model's enclosure (c the largest measured) and the relative
+    model's prediction for the smallest one."""
+    from msign.scalar import noise_trajectory, rounding_band
+
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.5))
+    for key, color, label in (("c_sigma", "C0", "$c_\\sigma$: any $\\sigma_i$"),
+                              ("c_top", "C2", "$c_{top}$: $\\sigma_1$"),
+                              ("c_weyl", "C3", "$c_W$: $\\|X' - p(X)\\|_2$")):
+        v = np.sort([s[key] for r in res["runs"] for s in r["steps"] if key in s])
+        axes[0].plot(v, np.arange(1, len(v) + 1) / len(v), color=color, lw=1, label=label)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("error / ($u\\,\\|p(X)\\|_2$)")
+    axes[0].set_ylabel("fraction of steps")
+    axes[0].legend()
+    axes[0].set_title(f"{res['size'][0]}$\\times${res['size'][1]}, {len(res['runs'])} runs")
+    run = next(r for r in res["runs"] if (r["family"], r["schedule"], r["repeat"], r["gemm"])
+               == (family, schedule, 0, "native"))
+    sched = get_schedule(schedule)
+    c = res["c_sigma"]["max"]
+    lo, hi = max(run["x_min"], 1e-12), min(run["x_max"], 1.0)
+    t = noise_trajectory(sched, lo, hi, c * res["u"], points=(lo,))
+    k = np.arange(len(run["steps"]) + 1)
+    band_lo = [lo] + [b[0] for b in t["band"]]
+    band_hi = [hi] + [b[1] for b in t["band"]]
+    track_lo = [lo] + [p[0] for p in t["points"][0]]
+    track_hi = [lo] + [p[1] for p in t["points"][0]]
+    rel = [lo] + [rounding_band(sched, lo, res["u"], steps=j, upper=lo)[1]
+                  for j in range(1, len(k))]
+    ax = axes[1]
+    floor = 1e-8
+    ax.fill_between(k, np.maximum(band_lo, floor), band_hi, color="C0", alpha=0.15, lw=0,
+                    label=f"absolute model, all $\\sigma$ (c = {c:.2f})")
+    ax.fill_between(k, np.maximum(track_lo, floor), track_hi, color="C1", alpha=0.3, lw=0,
+                    label="absolute model, $\\sigma_{\\min}$")
+    ax.plot(k, rel, "k--", lw=0.8, label="relative model, $\\sigma_{\\min}$")
+    ax.plot(k, [lo] + [s["sigma_min"] for s in run["steps"]], "o-", color="C1", ms=2.5,
+            lw=0.8, label="measured $\\sigma_{\\min}$")
+    ax.plot(k, [hi] + [s["sigma_max"] for s in run["steps"]], "s-", color="C0", ms=2.5,
+            lw=0.8, label="measured $\\sigma_{\\max}$")
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 2)
+    ax.set_xlabel("step")
+    ax.set_title(f"{schedule}, bf16, {family.split(':')[0]} (step 300)")
+    ax.legend(fontsize=5.5, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def fig_entropy(res: dict, out: Path) -> Path:
+    """(9) Mean singular-value entropy per matrix group against training step, per arm."""
+    groups = res["groups"]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.8, 2.2), sharey=True)
+    arms = list(dict.fromkeys(t["arm"] for t in res["table"]))
+    for ax, g in zip(axes, groups, strict=True):
+        for i, arm in enumerate(arms):
+            pts = [(t["step"], t["mean_entropy"]) for t in res["table"]
+                   if t["arm"] == arm and t["group"] == g]
+            color, ls = ARM_STYLE.get(arm, (f"C{i % 10}", "-"))
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=2.5, color=color, ls=ls,
+                        lw=1, label=arm)
+        ax.set_title(g)
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("mean $H(\\sigma)$")
+    fig.tight_layout()
+    _legend_below(fig, axes[0], ncol=3)
+    return _save(fig, out)
+
+
+def fig_budget(res: dict, out: Path) -> Path:
+    """(10) Final validation loss (mean, min-max over seeds) against matrix products per
+    orthogonalization, and the measured orthogonalization time relative to Jordan's."""
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.4))
+    jordan = next(r for r in res["rows"] if r["name"] == "muon-jordan")
+    for r in res["rows"]:
+        v = np.array(r["final_val_loss"])
+        color = "C3" if r is jordan else "C0"
+        axes[0].errorbar(r["matmuls"], v.mean(), yerr=[[v.mean() - v.min()], [v.max() - v.mean()]],
+                         fmt="o", ms=3, color=color, capsize=2)
+        axes[0].annotate(r["name"].removeprefix("muon-"), (r["matmuls"], v.mean()),
+                         fontsize=5.5, xytext=(3, 2), textcoords="offset points")
+        axes[1].plot(r["matmuls"], r["orthogonalization_s"] / jordan["orthogonalization_s"],
+                     "o", ms=3, color=color)
+    lo, hi = res["headline"]["jordan_range"]
+    axes[0].axhspan(lo, hi, color="C3", alpha=0.12, lw=0, label="Jordan's seed range")
+    axes[0].axhline(res["adamw_final_val_mean"], color="k", ls="--", lw=0.8, label="AdamW mean")
+    axes[0].set_xlabel("matrix products per orthogonalization")
+    axes[0].set_ylabel("final validation loss")
+    axes[0].legend()
+    axes[1].set_xlabel("matrix products per orthogonalization")
+    axes[1].set_ylabel("orthogonalization time / Jordan's")
+    axes[1].axhline(1, color="0.5", lw=0.6, ls=":")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 ARM_STYLE = {"adamw": ("k", "--"), "muon-jordan": ("C3", "-"),
              "muon-polar-express": ("C2", "-"), "normuon-polar-express": ("C1", "-"),
              "muon-jordan-cwd": ("C4", "-."), "muonclip-jordan": ("C9", ":")}
@@ -351,8 +451,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
                                family="blocks.3.fc.weight:step300:grad", error="dist_svd",
                                shape=grads["blocks.3.fc.weight/step300/grad"].shape),
             fig_timing(timing, out / "timing.pdf"),
-            fig_lm(_load(res / "lm" / "summary.json"), out / "lm.pdf"),
-            fig_lm(_load(res / "lm_long" / "summary.json"), out / "lm_long.pdf")]
+            fig_rounding(_load(res / "rounding" / "cpu.json"), out / "rounding.pdf"),
+            fig_lm(_load(res / "lm_family" / "summary.json"), out / "lm.pdf"),
+            fig_entropy(_load(res / "entropy" / "summary.json"), out / "entropy.pdf"),
+            fig_budget(_load(res / "budget" / "summary.json"), out / "budget.pdf")]
     for p in made:
         print(p)
     return made

@@ -17,17 +17,20 @@ import numpy as np
 import sympy
 import torch
 
-from experiments.compare_optimizers import best_single_run
-from msign import get_schedule
+import msign
+from experiments.convergence import blew_up
+from msign import design, get_schedule
 from msign.design import taylor_ns
+from msign.iterate import schedule_flops
 from msign.results import write_text
-from msign.scalar import band
+from msign.scalar import band, estimate_worst_case_error, noise_band
 
 from .figures import RESULTS, iterate_values
 
-SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "polar-express",
-                 "polar-express-bf16", "pe-5x5-l0.001", "pe-6x5-l0.001", "pe-8x5-l0.001",
-                 "pe-5x7-l0.001"]
+SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "turbo-muon-poly",
+                 "polar-express", "polar-express-bf16", "pe-5x5-l0.001", "pe-6x5-l0.001",
+                 "pe-8x5-l0.001", "pe-8x3-l0.001", "pe-5x7-l0.001"]
+GRAD = "blocks.3.fc.weight:step300:grad"  # the captured matrix the paper's figures follow
 
 
 def sci(v: float, digits: int = 2) -> str:
@@ -45,30 +48,52 @@ def tex(text: str) -> str:
     return text.replace("_", "\\_").replace("#", "\\#").replace("%", "\\%")
 
 
+def _label(name: str) -> str:
+    if name.startswith("pe-"):
+        steps, degree = name.split("-")[1].split("x")
+        return f"designed ${steps}\\times{degree}$"
+    return f"\\texttt{{{name}}}"
+
+
+def _upper(v: float) -> str:
+    return "$\\infty$" if not math.isfinite(v) or v > 1e6 else f"{v:.4g}"
+
+
 def schedule_numbers(table: dict) -> dict[str, str]:
+    """Table 1 (experiments/schedule_table.py): certified error, model upper end, bf16 runs."""
     rows = {r["schedule"]: r for r in table["rows"]}
-    out = {}
     lines = []
     for name in SCHEDULE_ROWS:
         r = rows[name]
-        lo, hi = r["rounding_band_bf16"]
-        dev = max(1 - lo, hi - 1)
-        model = f"${sci(dev)}$" if dev < 1 else "fails"
-        label = (f"designed ${r['steps']}\\times{r['degree']}$" if name.startswith("pe-")
-                 else f"\\texttt{{{name}}}")
-        lines.append(f"{label} & {r['steps']} & {r['degree']} & {r['matmuls']} & "
-                     f"{r['safety']:g} & ${sci(r['worst_case_error'])}$ & {model} & "
-                     f"${sci(r['bf16_max_sigma_err'])}$ \\\\")
-    out["ScheduleRows"] = "\n".join(lines)
+        k, one = r["bf16"]["kappa100"], r["bf16"]["rank1_noise"]
+        gflop = schedule_flops(1024, 4096, get_coeffs(name)) / 1e9
+        lines.append(f"{_label(name)} & {r['steps']} & {r['degree']} & {r['matmuls']} & "
+                     f"{gflop:.0f} & {r['safety']:g} & ${sci(r['worst_case_error'])}$ & "
+                     f"{_upper(r['noise_band_bf16'][1])} & "
+                     f"${sci(k['max_sigma_err'])}$, {_upper(one['sigma_max'])} \\\\")
+    out = {"ScheduleRows": "\n".join(lines), "ScheduleDevice": tex(table["device"])}
     for key, name in (("Cubic", "cubic"), ("Quintic", "quintic"), ("Jordan", "jordan"),
-                      ("You", "you"), ("PE", "polar-express"), ("PEbf", "polar-express-bf16"),
-                      ("DesignFive", "pe-5x5-l0.001"), ("DesignSix", "pe-6x5-l0.001")):
+                      ("You", "you"), ("YouFive", "you-5"), ("PE", "polar-express"),
+                      ("PEbf", "polar-express-bf16"), ("DesignFive", "pe-5x5-l0.001"),
+                      ("DesignSix", "pe-6x5-l0.001")):
         out[f"Wce{key}"] = sci(rows[name]["worst_case_error"])
-        out[f"Bf{key}"] = sci(rows[name]["bf16_max_sigma_err"])
-        lo, hi = rows[name]["rounding_band_bf16"]
-        out[f"Model{key}"] = sci(max(1 - lo, hi - 1), 1)
-    out["ScheduleDevice"] = tex(table["device"])
+        out[f"Bf{key}"] = sci(rows[name]["bf16"]["kappa100"]["max_sigma_err"])
+    out["PesOneRankOne"] = sci(rows["pe-8x5-l0.001"]["bf16"]["rank1_noise"]["sigma_max"])
+    (k_lo, k_hi), (_, r_hi) = (table["test_matrix_x_range"][k] for k in ("kappa100",
+                                                                         "rank1_noise"))
+    out.update(KappaXmin=sci(k_lo), KappaXmax=sci(k_hi), RankXmax=f"{r_hi:.4f}")
+    out["PEbfModelTwo"] = f"{noise_band('polar-express-bf16', 1e-3, 2.0**-7)[1]:.4f}"
     return out
+
+
+def get_coeffs(name: str) -> list:
+    """The step coefficients of a named schedule or of schedule_table's designed rows."""
+    if name in msign.SCHEDULES:
+        return get_schedule(name).step_coeffs()
+    if name == "turbo-muon-poly":
+        return get_schedule("you-5").step_coeffs()[1:]
+    steps, degree = (int(v) for v in name.split("-")[1].split("x"))
+    return design.polar_express(1e-3, steps, degree, safety=1.0).step_coeffs()
 
 
 def derivation_numbers() -> dict[str, str]:
@@ -80,11 +105,56 @@ def derivation_numbers() -> dict[str, str]:
     lo, hi = band(jordan, lower=1e-2)
     out.update(JordanBandLo=f"{lo:.3f}", JordanBandHi=f"{hi:.3f}")
     out["JordanAtMilli"] = f"{float(jordan.scalar_map(1e-3)):.3f}"
+    style = design.jordan_style()
+    a, b, c = style.coeffs[0]
+    lo, hi = band(style, lower=1e-2)
+    out.update(JordanStyleA=f"{a:.2f}", JordanStyleB=f"{b:.2f}", JordanStyleC=f"{c:.2f}",
+               JordanStyleLo=f"{lo:.3f}", JordanStyleHi=f"{hi:.3f}")
     pe = get_schedule("polar-express")
     out["PESteps"] = str(pe.resolve_steps(None))
     out["PESafety"] = f"{pe.safety:g}"
+    greedy = design.polar_express(1e-3, 1, 5, safety=1.0, cushion=0.0).coeffs[0]
+    for key, v in zip("ABC", greedy, strict=True):
+        out[f"Greedy{key}"] = f"{v:.2f}"
+    for key, v in zip("ABC", pe.coeffs[0], strict=True):
+        out[f"Published{key}"] = f"{v:.2f}"
+    out["EstPE"] = sci(estimate_worst_case_error(pe, 1e-3))
+    out["EstJordan"] = sci(estimate_worst_case_error(jordan, 1e-3))
     out["MatmulsJordan"] = str(jordan.matmuls())
     return out
+
+
+def rounding_numbers(res: dict) -> dict[str, str]:
+    """Section 3 (experiments/rounding_model.py): the measured constants and the models."""
+    models = {m["schedule"]: m for m in res["models"]}
+    inside = sum(m["final_sigmas_inside_absolute_model"] for m in res["models"])
+    finite = sum(m["finite_runs"] for m in res["models"])
+    tracked = sum(m["min_sigma_inside_its_track"] for m in res["models"])
+    if tracked != finite:
+        raise ValueError(f"the paper says every smallest singular value lies in its track; "
+                         f"{tracked}/{finite} do")
+    c = res["c_sigma"]["max"]
+    cu = c * res["u"]
+    pe = get_schedule("polar-express")
+    dev = max(abs(v - 1) for v in noise_band(pe, 0.05, cu))
+    lo, hi = 1e-3, 0.05  # smallest lower bound whose enclosure stays within dev of one
+    for _ in range(20):
+        mid = math.sqrt(lo * hi)
+        if noise_band(pe, mid, cu)[0] >= 1 - dev - 1e-9:
+            hi = mid
+        else:
+            lo = mid
+    pes1 = models["pe-s1"]
+    return {"RoundSize": "\\times".join(map(str, res["size"])),
+            "RoundRepeats": str(res["repeats"]), "RoundRuns": str(len(res["runs"])),
+            "RoundSteps": str(res["c_sigma"]["count"]),
+            "CMedian": f"{res['c_sigma']['median']:.2f}", "CMax": f"{c:.2f}",
+            "CWeylMax": f"{res['c_weyl']['max']:.2f}",
+            "RoundInside": f"{inside}/{finite} finite runs",
+            "RelPredPE": sci(models["polar-express"]["relative_model_min_sigma_median"]),
+            "MeasPE": sci(models["polar-express"]["measured_min_sigma_median"]),
+            "PesOneBlowUps": f"{pes1['blow_ups']}/{pes1['runs']}",
+            "NoiseFloorPE": sci(hi, 1), "NoiseDevPE": sci(dev)}
 
 
 def timing_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
@@ -111,7 +181,7 @@ def timing_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
 
 def optimizer_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
     out = {"OptLayers": str(gpu["layers"]), "OptWidth": str(gpu["d_model"]),
-           "OptMatrices": str(gpu["n_matrices"])}
+           "OptMatrices": str(gpu["n_matrices"]), "OptCpuName": tex(cpu["device"])}
     for dev, res in (("Gpu", gpu), ("Cpu", cpu)):
         r = res["ratio_to_torch_muon"]
         out[f"Opt{dev}Jordan"] = f"{r['msign Muon jordan']:.2f}"
@@ -120,32 +190,49 @@ def optimizer_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
 
 
 def gradient_numbers(npz: np.lib.npyio.NpzFile) -> dict[str, str]:
-    """Share of a captured gradient's singular values below 1e-3 of its Frobenius norm."""
-    fracs = []
+    """What the captured gradients look like: the share of singular values below 1e-3 of the
+    Frobenius norm at step 10, the count at step 300, and the direction of the smallest."""
+    tiny10, count300, cosines, ranks = [], set(), [], set()
     for key in npz.files:
-        if key.endswith("/grad") and "step10" in key:
-            G = npz[key].astype(np.float64)
-            s = np.linalg.svd(G, compute_uv=False)
-            fracs.append(float(np.mean(s < 1e-3 * np.linalg.norm(G))))
-    return {"GradTinyMin": f"{100 * min(fracs):.0f}", "GradTinyMax": f"{100 * max(fracs):.0f}"}
+        if "/" not in key:
+            continue
+        G = npz[key].astype(np.float64)
+        _, s, vt = np.linalg.svd(G, full_matrices=False)
+        small = s < 1e-3 * np.linalg.norm(G)
+        ranks.add(len(s))
+        if "step10/grad" in key:
+            tiny10.append(float(small.mean()))
+        if "step300" in key:
+            count300.add(int(small.sum()))
+            cosines.append(abs(vt[-1].sum()) / math.sqrt(len(s)))  # against (1, ..., 1)
+    if len(ranks) != 1 or count300 != {1}:
+        raise ValueError(f"the paper says one of n at step 300 in every matrix; got "
+                         f"ranks {ranks}, counts {count300}")
+    (n,) = ranks
+    return {"GradTenMin": f"{100 * min(tiny10):.0f}", "GradTenMax": f"{100 * max(tiny10):.0f}",
+            "GradRank": str(n), "InvSqrtRank": f"{1 / math.sqrt(n):.3f}",
+            "GradOnesCos": f"{math.floor(min(cosines) * 1e4) / 1e4:.4f}"}
 
 
 def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
-    """Final errors of the precision study and the rounding gap of the iterate figure."""
-    runs = {(r["dtype"], r["family"], r["method"]): r["steps"] for r in res["runs"]}
-    out = {}
-    for dt, key in (("fp64", "Double"), ("fp32", "Single"), ("bf16", "Bf")):
-        out[f"ConvPE{key}"] = sci(runs[dt, "gaussian", "polar-express"][-1]
-                                              ["max_sigma_err"], 1)
-    bf = [runs["bf16", "gaussian", m][-1]["max_sigma_err"]
-          for m in ("cubic", "quintic", "you", "polar-express", "polar-express-bf16")]
-    out.update(ConvBfMin=sci(min(bf), 1), ConvBfMax=sci(max(bf), 1),
-               ConvJordanBf=sci(runs["bf16", "gaussian", "jordan"][-1]["max_sigma_err"]))
-    grad = "blocks.3.fc.weight:step300:grad"
-    out["ConvGradPE"] = sci(runs["fp64", grad, "polar-express"][-1]["dist_svd"], 1)
-    out["ConvGradNewton"] = sci(runs["fp64", grad, "newton"][-1]["dist_svd"], 1)
-    out["ConvSize"] = "\\times".join(map(str, res["size"]))
-    G = npz[grad.replace(":", "/")]
+    """Final errors of the convergence study and the rounding gap of the iterate figure."""
+    runs = {(r["dtype"], r["family"], r["method"]): r for r in res["runs"]}
+
+    def final(dt: str, fam: str, method: str) -> dict:
+        r = runs[dt, fam, method]
+        return r["steps"][min(r["default_steps"], len(r["steps"])) - 1]
+
+    out = {"ConvSize": "\\times".join(map(str, res["size"])),
+           "ConvDevice": tex(res["device"]),
+           "ConvGradPE": sci(final("fp64", GRAD, "polar-express")["dist_svd"], 1),
+           "ConvGradNewton": sci(final("fp64", GRAD, "newton")["dist_svd"], 1),
+           "AlignPEDouble": f"{final('fp64', GRAD, 'polar-express')['nuclear_alignment']:.4f}",
+           "AlignPEBf": f"{final('bf16', GRAD, 'polar-express')['nuclear_alignment']:.4f}",
+           "AlignJordanBf": f"{final('bf16', GRAD, 'jordan')['nuclear_alignment']:.4f}"}
+    gaps = [final(*k)["scalar_map_gap"] for k, r in runs.items()
+            if k[0] == "bf16" and ":" in k[1] and "scalar_map_gap" in r["steps"][0]]
+    out.update(GapMin=f"{min(gaps):.2f}", GapMax=f"{max(gaps):.3f}")
+    G = npz[GRAD.replace(":", "/")]
     for dtype, key in ((torch.float64, "Fp"), (torch.bfloat16, "Bf")):
         x, vals = iterate_values(G, "polar-express", dtype, 8)
         gap = np.abs(vals[-1] - get_schedule("polar-express").scalar_map(x, 8))
@@ -154,33 +241,50 @@ def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
 
 
 def precision_numbers(res: dict) -> dict[str, str]:
-    """Blow-up counts per normalization and the Schatten-4 gain, from experiments.precision."""
+    """Normalization study (experiments/precision.py): blow-ups by the one rule, and what the
+    Schatten-4 normalization does to each metric."""
     rows = res["rows"]
 
+    def sel(sched: str, norm: str, dtype: str | None = None, fam=None) -> list[dict]:
+        return [r for r in rows if (r["schedule"], r["normalization"]) == (sched, norm)
+                and dtype in (None, r["dtype"]) and (fam is None or fam(r["family"]))]
+
     def blowups(sched: str, norm: str) -> str:
-        sel = [r for r in rows if (r["schedule"], r["normalization"]) == (sched, norm)]
-        return f"{sum(r['verdict'] == 'blow-up' for r in sel)}/{len(sel)}"
+        rs = sel(sched, norm)
+        return f"{sum(r['verdict'] == 'blow-up' for r in rs)}/{len(rs)}"
 
-    def median_err(sched: str, norm: str) -> float:
-        e = sorted(r["max_sigma_err"] for r in rows if r["dtype"] == "bf16"
-                   and (r["schedule"], r["normalization"]) == (sched, norm))
-        return e[len(e) // 2]
+    def med(key: str, norm: str) -> float:
+        return float(np.median([r[key] for r in sel("polar-express", norm, "bf16")]))
 
+    def one(key: str, norm: str, fam: str) -> float:
+        (r,) = sel("polar-express", norm, "bf16", lambda f: f == fam)
+        return r[key]
+
+    grads = [r["max_sigma_err"] for r in sel("polar-express", "schatten4", "fp64",
+                                             lambda f: ":" in f)]
     return {"BlowPETwo": blowups("polar-express", "power-2"),
             "BlowPEEight": blowups("polar-express", "power-8"),
             "BlowPEbfEight": blowups("polar-express-bf16", "power-8"),
             "BlowJordanTwo": blowups("jordan", "power-2"),
             "BlowPEFro": blowups("polar-express", "fro"),
-            "PrecPEFro": sci(median_err("polar-express", "fro"), 1),
-            "PrecPESchatten": sci(median_err("polar-express", "schatten4"), 1)}
+            "PrecPEFro": sci(med("max_sigma_err", "fro"), 1),
+            "PrecPESchatten": sci(med("max_sigma_err", "schatten4"), 1),
+            "PrecSFpMin": f"{min(grads):.2f}", "PrecSFpMax": f"{max(grads):.3f}",
+            "PrecDistGradFro": f"{one('dist_svd', 'fro', GRAD):.3f}",
+            "PrecDistGradS": f"{one('dist_svd', 'schatten4', GRAD):.3f}",
+            "PrecDistKappaFro": f"{one('dist_svd', 'fro', 'kappa1e4'):.3f}",
+            "PrecDistKappaS": f"{one('dist_svd', 'schatten4', 'kappa1e4'):.3f}",
+            "PrecAlignFro": f"{med('nuclear_alignment', 'fro'):.4f}",
+            "PrecAlignS": f"{med('nuclear_alignment', 'schatten4'):.4f}"}
 
 
 def gram_numbers(res: dict) -> dict[str, str]:
-    """Gram-side iteration: blow-ups per restart interval in bf16, time and FLOP ratios."""
+    """Gram-side iteration: blow-ups per restart interval in bf16 (the rule of every study),
+    time and FLOP ratios."""
     bf = [r for r in res["accuracy"] if r["dtype"] == "bf16"]
-    out = {}
+    out = {"GramDevice": tex(res["device"])}
     for key, r in (("Two", 2), ("Three", 3), ("Never", None)):
-        out[f"GramBlow{key}"] = f"{sum(not x[f'restart_{r}']['finite'] for x in bf)}/{len(bf)}"
+        out[f"GramBlow{key}"] = f"{sum(blew_up(x[f'restart_{r}']) for x in bf)}/{len(bf)}"
     t2 = [t for t in res["timing"] if t["restart"] == 2 and t["dtype"] == "bf16"]
     out.update(GramTimeMin=f"{min(t['time_ratio'] for t in t2):.2f}",
                GramTimeMax=f"{max(t['time_ratio'] for t in t2):.2f}",
@@ -192,52 +296,187 @@ def gram_numbers(res: dict) -> dict[str, str]:
     return out
 
 
-def lm_setup(summary: dict, prefix: str) -> dict[str, str]:
-    """Model size, steps, tokens and Muon/AdamW wall-time ratio of an LM summary."""
-    run, model = summary["runs"][0], summary["model"]
+def _arm_label(arm: str) -> str:
+    return {"adamw": "AdamW"}.get(arm, f"\\texttt{{{arm}}}")
+
+
+def _frac(v: float | None) -> str:
+    return "--" if v is None else f"{v:.2f}"
+
+
+def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]:
+    """Section 6: the fair comparison (experiments/family.py part lm), the stalled AdamW seed
+    (part stall) and the interleaved step-time benchmark (experiments/bench_lm_step.py)."""
+    table = {t["arm"]: t for t in summary["table"]}
+    adamw = table["adamw"]
+    run = summary["runs"][0]
     steps = run["val"][-1][0]
-    wall = {o: np.mean([r["wall_s"] for r in summary["runs"] if r["optimizer"] == o])
-            for o in ("adamw", "muon")}
-    return {f"{prefix}{k}": v for k, v in {
-        "Params": f"{summary['n_params'] / 1e6:.2f}", "Layers": str(model["layers"]),
-        "Width": str(model["d_model"]), "Steps": str(steps),
-        "Tokens": f"{run['tokens_per_step'] * steps / 1e6:.1f}",
-        "WallRatio": f"{wall['muon'] / wall['adamw']:.2f}"}.items()}
-
-
-def lm_numbers(summary: dict) -> dict[str, str]:
-    table = summary["table"]
-    adamw = next(t for t in table if t["optimizer"] == "adamw")
-    muon = [t for t in table if t["optimizer"] == "muon"]
-    best = min(muon, key=lambda t: t["final_val_mean"])
-    fracs = [t["fraction_of_adamw_steps"] for t in muon if t["fraction_of_adamw_steps"]]
-    hard = [t["fraction_to_best_adamw_run"] for t in muon if t["fraction_to_best_adamw_run"]]
-    best_run = best_single_run(summary["runs"])["val"][-1][1]
     rows = []
-    for t in table:
-        name = "AdamW" if t["optimizer"] == "adamw" else f"Muon \\texttt{{{t['msign']}}}"
-        frac = t.get("fraction_of_adamw_steps")
-        hard_t = t.get("fraction_to_best_adamw_run")
-        rows.append(f"{name} & {t['best_lr']:g} & {t['final_val_mean']:.4f} & "
-                    f"{t['final_val_spread']:.4f} & {t['seeds']} & "
-                    f"{'--' if frac is None else f'{frac:.2f}'} & "
-                    f"{'--' if hard_t is None else f'{hard_t:.2f}'} \\\\")
-    lrs = {o: len({r["lr"] for r in summary["runs"] if r["optimizer"] == o})
-           for o in ("adamw", "muon")}
+    for t in summary["table"]:
+        per_seed = ", ".join(f"{v:.3f}" for v in t["final_val_per_seed"])
+        edge = "$^*$" if t["best_lr_at_grid_edge"] else ""
+        rows.append(f"{_arm_label(t['arm'])} & {t['best_lr']:g}{edge} & "
+                    f"{t['final_val_mean']:.4f} & {t['final_val_spread']:.4f} & {per_seed} & "
+                    f"{_frac(t.get('fraction_of_adamw_steps'))} & "
+                    f"{_frac(t.get('wall_per_step_vs_adamw'))} \\\\")
+    muon = [t for t in summary["table"] if t["optimizer"] == "muon"]
+    below = [t for t in muon if t["final_val_mean"] < adamw["final_val_mean"]]
+    beyond = [t for t in muon if max(t["final_val_per_seed"]) < min(adamw["final_val_per_seed"])]
+    fracs = [t["fraction_of_adamw_steps"] for t in muon if t.get("fraction_of_adamw_steps")]
+    best = min(muon, key=lambda t: t["final_val_mean"])
+    spread_muon = max(t["final_val_mean"] for t in muon) - min(t["final_val_mean"] for t in muon)
+    max_spread = max(t["final_val_spread"] for t in muon)
+    sent = (f"{len(below)} of the {len(muon)} Muon arms end below AdamW's mean, {len(beyond)} "
+            f"with every seed below every AdamW seed; the best, \\texttt{{{best['arm']}}}, ends "
+            f"at ${best['final_val_mean']:.3f}$. ")
+    if fracs:
+        sent += (f"Those that reach AdamW's final loss do so in ${min(fracs):.2f}$--"
+                 f"${max(fracs):.2f}$ of its steps. ")
+    sent += (f"The Muon arms' means lie within ${spread_muon:.3f}$ of each other, against seed "
+             f"spreads of up to ${max_spread:.3f}$.")
+    edges = [t["arm"] for t in summary["table"] if t["best_lr_at_grid_edge"]]
+    if edges:
+        sent += (" The best rate of " + ", ".join(f"\\texttt{{{a}}}" for a in edges)
+                 + " is still at the edge of its extended grid (marked $^*$).")
+    nm, pe = table["normuon-polar-express"], table["muon-polar-express"]
+    diff = nm["final_val_mean"] - pe["final_val_mean"]
+    within = abs(diff) <= max(nm["final_val_spread"], pe["final_val_spread"])
+    nm_sent = (f"NorMuon ends at ${nm['final_val_mean']:.4f}$ against "
+               f"${pe['final_val_mean']:.4f}$ for Muon with the same Polar Express "
+               f"orthogonalizer, a difference of ${diff:+.4f}$ "
+               + ("within" if within else "outside") + " the seed spreads "
+               f"(${nm['final_val_spread']:.4f}$, ${pe['final_val_spread']:.4f}$); it reaches "
+               f"AdamW's final loss in {_frac(nm.get('fraction_of_adamw_steps'))} of AdamW's "
+               f"steps against {_frac(pe.get('fraction_of_adamw_steps'))}.")
+    wall = {k: v for k, v in bench["ratio_to_adamw"].items()}
+    old, new = (stall["runs"][k] for k in ("first sweep (no clip, no decay)",
+                                           "this sweep (clip 1, decay 0.1)"))
+    recorded = stall["runs"].get("first sweep, as recorded")
+    stall_sent = ("The rerun reproduces the recorded run's final loss "
+                  f"(${recorded['final_val']:.3f}$)" if recorded and
+                  abs(recorded["final_val"] - old["final_val"]) < 1e-3 else
+                  "The recorded run ended at "
+                  f"${recorded['final_val']:.3f}$" if recorded else "")
+    if stall_sent:
+        stall_sent += ". "
+    stall_sent += (f"Clipping acted on {new['steps_clipped']} of its {steps} steps; the "
+                   "unclipped run's largest gradient norm, "
+                   + ("early in training, " if old["grad_norm_argmax"] < steps // 4 else "")
+                   + "is where its loss curve leaves the others.")
     return {
-        **lm_setup(summary, "LM"), "LMRows": "\n".join(rows),
-        "LMBlock": str(summary["model"]["block"]),
-        "LMRuns": str(len(summary["runs"])), "LMDevice": tex(summary["device"]),
-        "LMAdamW": f"{adamw['final_val_mean']:.3f}", "LMAdamWLr": f"{adamw['best_lr']:g}",
-        "LMBestMethod": best["msign"], "LMBest": f"{best['final_val_mean']:.3f}",
-        "LMBestFraction": f"{min(fracs):.2f}" if fracs else "--",
-        "LMAdamWLrs": str(lrs["adamw"]), "LMMuonLrs": str(lrs["muon"]),
-        "LMWorstFraction": f"{max(fracs):.2f}" if fracs else "--",
-        "LMHardMin": f"{min(hard):.2f}" if hard else "--",
-        "LMHardMax": f"{max(hard):.2f}" if hard else "--",
-        "LMBestAdamWRun": f"{best_run:.3f}", "LMAdamWSpread": f"{adamw['final_val_spread']:.3f}",
+        "LMParams": f"{summary['n_params'] / 1e6:.2f}", "LMLayers": str(summary["model"]["layers"]),
+        "LMWidth": str(summary["model"]["d_model"]), "LMBlock": str(summary["model"]["block"]),
+        "LMSteps": str(steps), "LMTokens": f"{run['tokens_per_step'] * steps / 1e6:.1f}",
+        "LMDevice": tex(summary["device"]), "LMJobs": str(summary["jobs"]),
+        "LMWarmup": str(summary["warmup"]), "LMClip": f"{summary['grad_clip']:g}",
+        "LMEvalEvery": str(run["val"][1][0] - run["val"][0][0]),
+        "WdAdamW": f"{summary['adamw_weight_decay']:g}",
+        "WdMuon": f"{summary['muon_weight_decay']:g}",
+        "NorMuonBeta": f"{summary['normuon_beta2']:g}", "QKTau": f"{summary['qk_clip_tau']:g}",
         "LMValWorks": ", ".join(w.replace("_", " ") for w in summary["val_works"]),
+        "LMAdamWLr": f"{adamw['best_lr']:g}", "LMAdamW": f"{adamw['final_val_mean']:.3f}",
+        "LMAdamWSpreadHalf": f"{adamw['final_val_spread'] / 2:.3f}",
+        "LMRows": "\n".join(rows), "LMSummarySentence": sent, "NorMuonSentence": nm_sent,
+        "StepJordan": f"{wall['muon-jordan']:.2f}", "StepPE": f"{wall['muon-polar-express']:.2f}",
+        "StepDevice": tex(bench["device"]),
+        "StallOld": f"{old['final_val']:.3f}", "StallNew": f"{new['final_val']:.3f}",
+        "StallOldGnMax": f"{old['grad_norm_max']:.1f}",
+        "StallOldGnStep": str(old["grad_norm_argmax"]),
+        "StallOldGnMedian": f"{old['grad_norm_median']:.2f}", "StallSentence": stall_sent,
     }
+
+
+def entropy_numbers(res: dict) -> dict[str, str]:
+    """Singular-value entropy (experiments/family.py part entropy)."""
+    frac = res["fraction_above_adamw"]
+    last = max(res["steps"])
+    by_group = {t["group"]: t["fraction_above_adamw"] for t in res["table"]
+                if t["arm"] == "muon-jordan" and t["step"] == last}
+    lo_group = min(by_group, key=by_group.get)
+    verdict = ("confirming Moonlight's finding on this model" if min(frac.values()) > 0.9
+               else "so Moonlight's $>90\\%$ holds here only for some arms" if max(frac.values())
+               > 0.9 else "so Moonlight's $>90\\%$ is not reproduced on this model")
+    steps = [str(s) for s in res["steps"]]
+    return {"EntropySteps": ", ".join(steps[:-1]) + " and " + steps[-1],
+            "EntropyJordan": f"{100 * frac['muon-jordan']:.0f}",
+            "EntropyPE": f"{100 * frac['muon-polar-express']:.0f}",
+            "EntropyNorMuon": f"{100 * frac['normuon-polar-express']:.0f}",
+            "EntropySentence": (f"Over all Muon arms the fraction is "
+                                f"{100 * min(frac.values()):.0f}--"
+                                f"{100 * max(frac.values()):.0f}\\%, {verdict}. "
+                                f"At step {last} the lowest group for Jordan's quintic "
+                                f"is {lo_group} ({100 * by_group[lo_group]:.0f}\\%).")}
+
+
+def mismatch_numbers(res: dict) -> dict[str, str]:
+    """Pretrain -> fine-tune optimizer mismatch (experiments/family.py part mismatch)."""
+    cell = {(t["pretrain"], t["finetune"]): t for t in res["table"]}
+    name = {"adamw": "AdamW", "muon": "Muon"}
+    rows = []
+    for p in ("adamw", "muon"):
+        cells = []
+        for f in ("adamw", "muon"):
+            seeds = ", ".join(f"{v:.4f}" for v in cell[p, f]["final_per_seed"])
+            cells.append(f"{cell[p, f]['final_mean']:.4f} ({seeds})")
+        rows.append(f"{name[p]} & " + " & ".join(cells) + " \\\\")
+    parts = []
+    for p in ("adamw", "muon"):
+        same, other = cell[p, p], cell[p, "muon" if p == "adamw" else "adamw"]
+        d = other["final_mean"] - same["final_mean"]
+        noise = max(same["spread"], other["spread"])
+        parts.append(f"after {name[p]} pretraining, fine-tuning with {name[other['finetune']]} "
+                     f"instead of {name[p]} changes the held-out loss by ${d:+.4f}$ "
+                     + ("(within the seed spread)" if abs(d) <= noise else
+                        f"(seed spread ${noise:.4f}$)"))
+    best = min(res["table"], key=lambda t: t["final_mean"])
+    joined = "; ".join(parts)
+    sent = (joined[0].upper() + joined[1:] + f". The best pair is {name[best['pretrain']]} "
+            f"$\\rightarrow$ {name[best['finetune']]}.")
+    return {"MismatchPre": str(res["pretrain_steps"]), "MismatchFt": str(res["finetune_steps"]),
+            "MismatchHeldOut": ", ".join(w.replace("_", " ") for w in res["held_out"]),
+            "MismatchRows": "\n".join(rows), "MismatchSentence": sent}
+
+
+def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
+    """Section 7 (experiments/budget.py): designs per budget and their training results."""
+    rows = []
+    align = {}
+    for d in designs["designed"] + designs["references"]:
+        vals = [v["nuclear_alignment"] for v in d["real_matrices"].values()]
+        align[d["name"]] = float(np.median(vals)) if vals else float("nan")
+    align["muon-jordan"] = align["jordan"]
+    t_jordan = next(x["orthogonalization_s"] for x in summary["rows"]
+                    if x["name"] == "muon-jordan")
+    for r in summary["rows"]:
+        v = r["final_val_loss"]
+        half = (max(v) - min(v)) / 2
+        lo, hi = r["certified_band"]
+        rows.append(f"\\texttt{{{r['name'].removeprefix('muon-')}}} & {r['matmuls']} & "
+                    f"{r['degree']}$\\times${r['steps']} & ${sci(r['lower'], 1)}$ & "
+                    f"[{lo:.2f}, {hi:.2f}] & {align.get(r['name'], float('nan')):.3f} & "
+                    f"{r['final_val_mean']:.4f} $\\pm$ {half:.4f} & "
+                    f"{_frac(r['steps_fraction'])} & "
+                    f"{r['orthogonalization_s'] / t_jordan:.2f} \\\\")
+    d15 = next(d for d in designs["designed"] if d["matmuls"] == 15)
+    small = min(designs["designed"], key=lambda d: d["matmuls"])
+    big = max(designs["designed"], key=lambda d: d["matmuls"])
+    sent = (f"the smallest budget, {small['matmuls']} products, already covers "
+            f"$\\ell = {sci(small['lower'], 1)}$ (degree {small['degree']} $\\times$ "
+            f"{small['steps']}); {big['matmuls']} products cover $\\ell = {sci(big['lower'], 1)}$.")
+    head = summary["headline"]
+    return {"BudgetDelta": f"{designs['delta']:g}",
+            "BudgetMinMatmuls": str(min(designs["budgets"])),
+            "BudgetRows": "\n".join(rows), "BudgetDesignSentence": sent,
+            "BudgetPerStepFifteen": f"{d15['from_1e-3']['per_step_error']:.3f}",
+            "BudgetSharedFifteen": (f"{d15['from_1e-3']['shared_quintic_error']:.3f}"
+                                    if d15["from_1e-3"]["shared_quintic_error"] is not None
+                                    else "--"),
+            "BudgetHeadline": tex_text(head["text"]) + "."}
+
+
+def tex_text(text: str) -> str:
+    """A sentence written by an experiment, made safe for TeX."""
+    return tex(text).replace("+-", "$\\pm$").replace(" x ", " $\\times$ ")
 
 
 def macros(values: dict[str, str]) -> str:
@@ -247,23 +486,6 @@ def macros(values: dict[str, str]) -> str:
             raise ValueError(f"macro name {k!r} must be letters only")
         lines.append(f"\\newcommand{{\\{k}}}{{{v}}}")
     return "\n".join(lines) + "\n"
-
-
-def lm_long_numbers(summary: dict) -> dict[str, str]:
-    """The scale check: one seed each, AdamW at two learning rates, one Muon method."""
-    adamw = next(t for t in summary["table"] if t["optimizer"] == "adamw")
-    muon = next(t for t in summary["table"] if t["optimizer"] == "muon")
-    frac = muon["fraction_of_adamw_steps"]
-    return {
-        **lm_setup(summary, "Long"),
-        "LongAdamWLrs": ", ".join(sorted({f"{r['lr']:g}" for r in summary["runs"]
-                                          if r["optimizer"] == "adamw"}, key=float)),
-        "LongAdamWLr": f"{adamw['best_lr']:g}", "LongAdamW": f"{adamw['final_val_mean']:.3f}",
-        "LongMethod": muon["msign"], "LongMuonLr": f"{muon['best_lr']:g}",
-        "LongMuon": f"{muon['final_val_mean']:.3f}",
-        "LongFraction": "--" if frac is None else f"{frac:.2f}",
-        "LongJobs": str(summary["jobs"]),
-    }
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -277,6 +499,7 @@ def main(argv: list[str] | None = None) -> Path:
         return json.loads((res / rel).read_text())
 
     values = {**derivation_numbers(), **schedule_numbers(load("schedules/table.json")),
+              **rounding_numbers(load("rounding/cpu.json")),
               **timing_numbers(load("timing/cpu_bf16.json"), load("timing/cuda_bf16.json")),
               **optimizer_numbers(load("optimizer/step_time_cpu.json"),
                                   load("optimizer/step_time_cuda.json")),
@@ -285,8 +508,12 @@ def main(argv: list[str] | None = None) -> Path:
                                     np.load(res / "gradients" / "cpu.npz")),
               **precision_numbers(load("precision/cpu_fp64-fp32-fp16-bf16.json")),
               **gram_numbers(load("gram/cpu.json")),
-              **lm_numbers(load("lm/summary.json")),
-              **lm_long_numbers(load("lm_long/summary.json"))}
+              **lm_family_numbers(load("lm_family/summary.json"),
+                                  load("lm_family/adamw_stall.json"),
+                                  load("optimizer/lm_step_cpu.json")),
+              **entropy_numbers(load("entropy/summary.json")),
+              **mismatch_numbers(load("mismatch/summary.json")),
+              **budget_numbers(load("budget/designs.json"), load("budget/summary.json"))}
     write_text(args.out, macros(values))
     return Path(args.out)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import compare_optimizers
+from experiments import compare_optimizers, rounding_model
 from experiments.convergence import run_classical, run_schedule_steps
 from msign import get_schedule
 from paper import figures, numbers
@@ -50,6 +50,40 @@ def tiny_lm():
             "val_works": ["hamlet", "twelfth_night"]}
 
 
+@pytest.fixture(scope="module")
+def tiny_rounding():
+    g = torch.Generator().manual_seed(0)
+    G = torch.randn(8, 16, generator=g, dtype=torch.float64)
+    runs = [{"family": "gaussian", "repeat": 0, "schedule": name, "gemm": "native",
+             **rounding_model.run_one(G, name, "native")} for name in ("polar-express", "jordan")]
+    c = max(s["c_sigma"] for r in runs for s in r["steps"])
+    stat = {"max": c, "median": c / 2, "p99": c, "count": sum(len(r["steps"]) for r in runs)}
+    return {"size": [8, 16], "u": 2.0**-8, "repeats": 1, "runs": runs, "c_sigma": stat,
+            "c_top": stat, "c_weyl": {**stat, "max": 2 * c}, "kappa": stat,
+            "models": rounding_model.compare_models(runs, c)}
+
+
+@pytest.fixture(scope="module")
+def tiny_family():
+    def run(arm, opt, lr, seed, drop):
+        return {"arm": arm, "optimizer": opt, "msign": None if opt == "adamw" else "jordan",
+                "lr": lr, "seed": seed, "tokens_per_step": 64, "wall_s": 3.0 + seed,
+                "val": [[s, 3.0 - drop * s / 10] for s in (0, 5, 10)],
+                "wall": [[s, (3.0 + seed) * s / 10] for s in (0, 5, 10)]}
+
+    runs = [run("adamw", "adamw", lr, 0, d) for lr, d in ((1e-3, 0.4), (2e-3, 0.5), (4e-3, 0.45))]
+    runs += [run("adamw", "adamw", 2e-3, s, 0.5 + 0.01 * s) for s in (1, 2)]
+    for arm, drop in (("muon-jordan", 1.0), ("muon-polar-express", 0.98),
+                      ("normuon-polar-express", 0.99)):
+        runs += [run(arm, "muon", 0.02, s, drop + 0.01 * s) for s in (0, 1, 2)]
+        runs += [run(arm, "muon", 0.04, 0, drop - 0.2)]
+    return {"table": compare_optimizers.analyse(runs), "runs": runs, "n_params": 1234,
+            "model": {"layers": 1, "d_model": 8, "block": 4}, "device": "x86_64 cpu",
+            "val_works": ["hamlet", "twelfth_night"], "jobs": 2, "warmup": 1, "grad_clip": 1.0,
+            "adamw_weight_decay": 0.1, "muon_weight_decay": 0.01, "normuon_beta2": 0.95,
+            "qk_clip_tau": 50.0}
+
+
 class TestFigures:
     def test_scalar_map_figures(self, tmp_path):
         assert pdf_ok(figures.fig_jordan(tmp_path / "j.pdf", points=50))
@@ -80,8 +114,33 @@ class TestFigures:
                         {"shape": [2, 4, 4], "method": "svd"}]}
         assert pdf_ok(figures.fig_timing([res, res], tmp_path / "t.pdf"))
 
-    def test_lm(self, tmp_path, tiny_lm):
+    def test_lm(self, tmp_path, tiny_lm, tiny_family):
         assert pdf_ok(figures.fig_lm(tiny_lm, tmp_path / "lm.pdf"))
+        assert pdf_ok(figures.fig_lm(tiny_family, tmp_path / "family.pdf"))
+
+    def test_rounding(self, tmp_path, tiny_rounding):
+        assert pdf_ok(figures.fig_rounding(tiny_rounding, tmp_path / "r.pdf", family="gaussian"))
+
+    def test_entropy(self, tmp_path):
+        res = {"groups": ["MLP in", "MLP out"],
+               "table": [{"arm": a, "group": g, "step": st, "mean_entropy": 0.9 - 0.01 * st}
+                         for a in ("adamw", "muon-jordan") for g in ("MLP in", "MLP out")
+                         for st in (1, 2)]}
+        assert pdf_ok(figures.fig_entropy(res, tmp_path / "h.pdf"))
+
+    def test_budget(self, tmp_path):
+        assert pdf_ok(figures.fig_budget(TINY_BUDGET, tmp_path / "b.pdf"))
+
+
+TINY_BUDGET = {
+    "adamw_final_val_mean": 1.6, "headline": {"jordan_range": [1.50, 1.52],
+                                              "text": "band-9 (9 products, degree 5 x 3)"},
+    "rows": [{"name": n, "matmuls": mm, "steps": mm // 3, "degree": 5, "lower": 0.01,
+              "certified_band": [0.7, 1.3], "final_val_loss": v,
+              "final_val_mean": float(np.mean(v)), "steps_fraction": 0.6, "orthogonalization_s": t}
+             for n, mm, v, t in (("band-6", 6, [1.55, 1.56, 1.57], 0.4),
+                                 ("band-9", 9, [1.51, 1.52, 1.50], 0.6),
+                                 ("muon-jordan", 15, [1.50, 1.51, 1.52], 1.0))]}
 
 
 class TestNumbers:
@@ -94,12 +153,75 @@ class TestNumbers:
         with pytest.raises(ValueError, match="letters only"):
             numbers.macros({"Bad1": "x"})
 
-    def test_lm_numbers(self, tiny_lm):
-        v = numbers.lm_numbers(tiny_lm)
-        # Muon (drop 1.0/10 steps) reaches AdamW's final 2.5 at step 5 of 10
-        assert v["LMBestFraction"] == "0.50" and v["LMBestMethod"] == "jordan"
-        assert v["LMAdamW"] == "2.500" and v["LMValWorks"] == "hamlet, twelfth night"
-        assert v["LMRows"].count("\\\\") == 2
+    def test_lm_family_numbers(self, tiny_family):
+        stall = {"runs": {
+            "first sweep (no clip, no decay)": {"final_val": 2.5, "grad_norm_max": 9.0,
+                                                "grad_norm_argmax": 1, "grad_norm_median": 0.5},
+            "this sweep (clip 1, decay 0.1)": {"final_val": 2.0, "steps_clipped": 3},
+            "first sweep, as recorded": {"final_val": 2.5}}}
+        bench = {"device": "cpu", "ratio_to_adamw": {"adamw": 1.0, "muon-jordan": 1.5,
+                                                     "muon-polar-express": 1.7}}
+        v = numbers.lm_family_numbers(tiny_family, stall, bench)
+        # AdamW's best lr 2e-3, seeds drop 0.50/0.51/0.52 -> final 2.49 on average
+        assert v["LMAdamWLr"] == "0.002" and v["LMAdamW"] == "2.490"
+        assert v["LMRows"].count("\\\\") == 4 and v["LMValWorks"] == "hamlet, twelfth night"
+        # every Muon arm's best lr (0.02, the grid's lower edge) is flagged
+        assert v["LMRows"].count("$^*$") == 3
+        assert "3 of the 3 Muon arms end below" in v["LMSummarySentence"]
+        assert "reproduces the recorded run" in v["StallSentence"]
+        assert v["StepJordan"] == "1.50"
+
+    def test_rounding_numbers(self, tiny_rounding):
+        v = numbers.rounding_numbers(tiny_rounding)
+        assert v["RoundInside"] == "2/2 finite runs" and v["RoundRuns"] == "2"
+        assert float(v["CMax"]) == pytest.approx(tiny_rounding["c_sigma"]["max"], abs=0.005)
+
+    def test_gradient_numbers_find_the_layernorm_direction(self, tmp_path):
+        rng = np.random.default_rng(0)
+        mats = {}
+        for step in (10, 300):
+            A = rng.standard_normal((12, 6))
+            A -= A.mean(axis=1, keepdims=True)  # rows orthogonal to (1, ..., 1), as after LN
+            mats[f"w/step{step}/grad"] = A
+        np.savez(tmp_path / "g.npz", **mats)
+        v = numbers.gradient_numbers(np.load(tmp_path / "g.npz"))
+        assert v["GradRank"] == "6" and v["GradOnesCos"] == "1.0000"
+        assert v["GradTenMin"] == "17"  # one of six below 1e-3 ||G||_F
+
+    def test_entropy_and_mismatch_numbers(self):
+        ent = {"steps": [1, 2], "fraction_above_adamw": {"muon-jordan": 0.95,
+                                                         "muon-polar-express": 0.5,
+                                                         "normuon-polar-express": 0.7},
+               "table": [{"arm": "muon-jordan", "group": g, "step": 2,
+                          "fraction_above_adamw": f} for g, f in (("MLP in", 1.0),
+                                                                  ("MLP out", 0.75))]}
+        v = numbers.entropy_numbers(ent)
+        assert v["EntropyJordan"] == "95" and "only for some arms" in v["EntropySentence"]
+        assert "MLP out (75" in v["EntropySentence"]
+        mis = {"pretrain_steps": 6, "finetune_steps": 3, "held_out": ["twelfth_night"],
+               "table": [{"pretrain": p, "finetune": f, "final_mean": m, "spread": 0.01,
+                          "final_per_seed": [m - 0.005, m + 0.005]}
+                         for p, f, m in (("adamw", "adamw", 2.0), ("adamw", "muon", 2.1),
+                                         ("muon", "adamw", 1.95), ("muon", "muon", 1.9))]}
+        v = numbers.mismatch_numbers(mis)
+        assert v["MismatchRows"].count("\\\\") == 2
+        assert "by $+0.1000$ (seed spread" in v["MismatchSentence"]
+        assert v["MismatchSentence"].startswith("After AdamW pretraining, fine-tuning with Muon")
+        assert "Muon $\\rightarrow$ Muon" in v["MismatchSentence"]
+
+    def test_budget_numbers(self):
+        designs = {"delta": 0.35, "budgets": [6, 9, 15],
+                   "designed": [{"name": f"band-{m}", "matmuls": m, "degree": 5,
+                                 "steps": m // 3, "lower": 0.1 / m,
+                                 "real_matrices": {"g": {"nuclear_alignment": 0.9}},
+                                 "from_1e-3": {"per_step_error": 0.3,
+                                               "shared_quintic_error": 0.4}}
+                                for m in (6, 9, 15)],
+                   "references": [{"name": "jordan", "real_matrices": {
+                       "g": {"nuclear_alignment": 0.88}}}]}
+        v = numbers.budget_numbers(designs, TINY_BUDGET)
+        assert v["BudgetRows"].count("\\\\") == 3 and v["BudgetMinMatmuls"] == "6"
+        assert v["BudgetSharedFifteen"] == "0.400" and "$\\times$" in v["BudgetHeadline"]
 
     def test_derivation_numbers_come_from_sympy(self):
         v = numbers.derivation_numbers()
