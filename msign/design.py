@@ -207,7 +207,7 @@ def _validate_design(lower: float, steps: int, degree: int, safety: float) -> in
 
 def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: float = 1.01,
                   cushion: float | None = None, *, rel: float = 0.0, noise: float = 0.0,
-                  dps: int = 60) -> Schedule:
+                  noise_floor: bool = True, dps: int = 60) -> Schedule:
     """The Polar Express schedule: each step minimax-optimal on the current interval.
 
     Start from [l, u] = [lower, 1].  Each step takes the minimax odd polynomial of the given
@@ -244,6 +244,11 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
         step is fitted on [max(l - e, e), u + e] with e = noise * u (rounding moves singular
         values by up to noise * ||X||; below e they are at the noise floor, which the design
         cannot lower), and [l, u] is then the exact range of p over that interval.
+    noise_floor : bool
+        With ``noise``: False fits each step on [l, u + e] instead, widening only the top.
+        The top is what blows up (a minimax polynomial rises steeply past its interval, the
+        reason for Polar Express's safety factor); the lower end then stays the exact one,
+        as :func:`band_design` certifies it, at the price of the noise model's lower end.
 
     Returns
     -------
@@ -264,6 +269,8 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
         raise ValueError(f"rel must lie in [0, 0.5); got {rel!r}")
     if not (isinstance(noise, (int, float)) and 0 <= noise < 0.5) or (noise and rel):
         raise ValueError(f"noise must lie in [0, 0.5) and exclude rel; got {noise!r}")
+    if not isinstance(noise_floor, bool):
+        raise TypeError(f"noise_floor must be a bool; got {noise_floor!r}")
     taylor = [mpmath.mpf(sympy.Rational(v).p) / sympy.Rational(v).q for v in taylor_ns(d)] \
         if d else [mpmath.mpf(1)]
     table = []
@@ -272,7 +279,7 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
         for _ in range(steps):
             if noise:
                 e = noise * hi
-                lo, hi = max(lo - e, e), hi + e
+                lo, hi = (max(lo - e, e) if noise_floor else lo), hi + e
             else:
                 lo, hi = lo * (1 - rel), hi * (1 + rel)
             if lo / hi >= PE_TAYLOR_RATIO:
@@ -296,7 +303,8 @@ def polar_express(lower: float = 1e-3, steps: int = 8, degree: int = 5, safety: 
         + (f"-noise{noise:g}" if noise else ""),
         safety=float(safety),
         source=f"msign.design.polar_express(lower={lower:g}, steps={steps}, degree={degree}, "
-        f"safety={safety:g}, cushion={cushion:g}, rel={rel:g}, noise={noise:g}): greedy "
+        f"safety={safety:g}, cushion={cushion:g}, rel={rel:g}, noise={noise:g}"
+        + ("" if noise_floor or not noise else ", noise_floor=False") + "): greedy "
         "minimax (Amsel et al. 2025)",
     )
 
@@ -386,8 +394,9 @@ def band_design(lower: float, matmuls: int, *, degrees: tuple[int, ...] = (3, 5,
     greedy minimax composition, which Amsel et al. prove optimal for the worst-case error at
     a given degree and step count: :func:`polar_express` without cushion or safety) or one
     shared polynomial (:func:`shared_band`).  Each is certified with :func:`msign.scalar.band`
-    (rigorous); with ``noise`` (the c u of :func:`msign.scalar.noise_band`) each step is
-    designed against that rounding model and E also covers the model's upper end.
+    (rigorous); with ``noise`` (the c u of :func:`msign.scalar.noise_band`) each step's top
+    is designed against that rounding model (:func:`polar_express` with
+    ``noise_floor=False``) and E also covers the model's upper end.
 
     Returns
     -------
@@ -413,7 +422,7 @@ def band_design(lower: float, matmuls: int, *, degrees: tuple[int, ...] = (3, 5,
             sched = shared_band(lower, k, degree)
         else:
             sched = polar_express(lower, k, degree, safety=1.0, cushion=0.0, noise=noise,
-                                  dps=dps)
+                                  noise_floor=False, dps=dps)
         err, b = _certified_error(sched, lower, noise)
         cands.append((err, k * step_matmuls(degree), degree, k, b, sched))
     if not cands:

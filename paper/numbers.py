@@ -154,7 +154,9 @@ def rounding_numbers(res: dict) -> dict[str, str]:
             "RelPredPE": sci(models["polar-express"]["relative_model_min_sigma_median"]),
             "MeasPE": sci(models["polar-express"]["measured_min_sigma_median"]),
             "PesOneBlowUps": f"{pes1['blow_ups']}/{pes1['runs']}",
-            "NoiseFloorPE": sci(hi, 1), "NoiseDevPE": sci(dev)}
+            "NoiseFloorPE": sci(hi, 1), "NoiseDevPE": sci(dev),
+            "NoiseDevPEbf": sci(max(abs(v - 1) for v in noise_band("polar-express-bf16", 0.01,
+                                                                   cu)))}
 
 
 def timing_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
@@ -233,6 +235,13 @@ def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
             if k[0] == "bf16" and ":" in k[1] and "scalar_map_gap" in r["steps"][0]]
     out.update(GapMin=f"{min(gaps):.2f}", GapMax=f"{max(gaps):.3f}")
     G = npz[GRAD.replace(":", "/")]
+    # where bf16 puts the null direction: X v_min, against G's column space
+    G64 = torch.as_tensor(G, dtype=torch.float64)
+    X = msign.msign(G64, "polar-express", compute_dtype=torch.bfloat16).double()
+    U, _, Vh = torch.linalg.svd(G64, full_matrices=False)
+    w = X @ Vh[-1]
+    out.update(NullLift=f"{float(w.norm()):.2f}",
+               NullInCol=f"{float((U.mT @ w).norm() / w.norm()):.3f}")
     for dtype, key in ((torch.float64, "Fp"), (torch.bfloat16, "Bf")):
         x, vals = iterate_values(G, "polar-express", dtype, 8)
         gap = np.abs(vals[-1] - get_schedule("polar-express").scalar_map(x, 8))
@@ -442,7 +451,8 @@ def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
     rows = []
     align = {}
     for d in designs["designed"] + designs["references"]:
-        vals = [v["nuclear_alignment"] for v in d["real_matrices"].values()]
+        # per unit of spectral norm: Muon's step length is set by ||X||_2, not by ||X||_*
+        vals = [v["nuclear_alignment"] / v["sigma_max"] for v in d["real_matrices"].values()]
         align[d["name"]] = float(np.median(vals)) if vals else float("nan")
     align["muon-jordan"] = align["jordan"]
     t_jordan = next(x["orthogonalization_s"] for x in summary["rows"]

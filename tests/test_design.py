@@ -215,6 +215,20 @@ class TestBandDesign:
         assert scalar.noise_band(robust, 0.01, 2**-7)[1] < 1 + r["error"] + 1e-12
         assert scalar.noise_band(exact, 0.01, 2**-7)[1] > 2  # the exact design is not
 
+    def test_top_only_noise_design_keeps_the_exact_lower_end(self):
+        kw = {"safety": 1.0, "cushion": 0.0, "noise": 2**-7}
+        floor = design.polar_express(1e-3, 5, 5, **kw)
+        top = design.polar_express(1e-3, 5, 5, noise_floor=False, **kw)
+        lo_top, hi_top = scalar.band(top, 1e-3)
+        # clamping the design interval at the noise floor gives up [1e-3, 2^-7] ...
+        assert lo_top > scalar.band(floor, 1e-3)[0] + 0.2
+        # ... which the top-only design keeps, still bounded under the model, and far
+        # inside Jordan's band at the same 15 products
+        assert scalar.noise_band(top, 1e-3, 2**-7)[1] < 1.2
+        assert max(1 - lo_top, hi_top - 1) < scalar.worst_case_error("jordan", 1e-3) / 3
+        with pytest.raises(TypeError, match="noise_floor"):
+            design.polar_express(1e-3, 2, 5, noise=0.01, noise_floor=1)
+
     def test_shared_design(self):
         s = design.shared_band(0.05, 3, 5, samples=800)
         assert len(s.coeffs) == 1 and s.resolve_steps(None) == 3
