@@ -10,8 +10,9 @@ Parts (``--parts``, default all):
   quintic and degree-7 per-step greedy designs, the band certified in exact arithmetic
   and each step's top designed against the bf16 noise model (``NOISE``, above every c
   measured by ``experiments/rounding_model.py``), whose upper end the band must also hold
-  (``msign.scalar.noise_band``): a design may not blow up in bf16.  Beside them, from l = 1e-3: the best per-step and shared
-  band at each budget, and Jordan's, You's and Su's five-step lists (15 products).  The
+  (``msign.scalar.noise_band``): a design may not blow up in bf16.  Beside them, from
+  l = 1e-3: the best per-step and shared band at each budget, and Jordan's, You's and Su's
+  five-step lists (15 products).  The
   designed schedules are run in bf16 on the captured momenta and gradients of the GPT
   (``results/gradients/cpu.npz``) to measure the band they reach on real matrices.
   -> ``results/budget/designs.json``, ``results/budget/schedules/*.json``.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -429,6 +430,30 @@ def arm_of_row(t: dict) -> str:
     return t.get("arm") or ("adamw" if t["optimizer"] == "adamw" else f"muon-{t['msign']}")
 
 
+#: Studies that come from long, resumable training sweeps, by the name of their TeX switch
+#: (``\\ifStudyLM`` ...): the results files each needs and the command that writes them.  A
+#: study whose files are missing is typeset as pending, saying so and naming the command;
+#: everything else in the paper must exist.
+STUDIES = {
+    "LM": (("lm_family/summary.json", "lm_family/adamw_stall.json",
+            "optimizer/lm_step_cpu.json"),
+           "python -m experiments.family --parts lm,stall; python -m experiments.bench_lm_step"),
+    "Entropy": (("entropy/summary.json",), "python -m experiments.family --parts entropy"),
+    "Mismatch": (("mismatch/summary.json",), "python -m experiments.family --parts mismatch"),
+    "Budget": (("budget/summary.json",), "python -m experiments.budget --parts train"),
+}
+
+
+def pending(res: Path) -> dict[str, list[str]]:
+    """The studies of ``STUDIES`` with results missing under ``res``: name -> missing files."""
+    out = {}
+    for name, (files, _) in STUDIES.items():
+        missing = [f for f in files if not (res / f).exists()]
+        if missing:
+            out[name] = missing
+    return out
+
+
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -451,10 +476,17 @@ def main(argv: list[str] | None = None) -> list[Path]:
                                family="blocks.3.fc.weight:step300:grad", error="dist_svd",
                                shape=grads["blocks.3.fc.weight/step300/grad"].shape),
             fig_timing(timing, out / "timing.pdf"),
-            fig_rounding(_load(res / "rounding" / "cpu.json"), out / "rounding.pdf"),
-            fig_lm(_load(res / "lm_family" / "summary.json"), out / "lm.pdf"),
-            fig_entropy(_load(res / "entropy" / "summary.json"), out / "entropy.pdf"),
-            fig_budget(_load(res / "budget" / "summary.json"), out / "budget.pdf")]
+            fig_rounding(_load(res / "rounding" / "cpu.json"), out / "rounding.pdf")]
+    todo = pending(res)
+    for study, path, draw, pdf in (("LM", "lm_family/summary.json", fig_lm, "lm.pdf"),
+                                   ("Entropy", "entropy/summary.json", fig_entropy,
+                                    "entropy.pdf"),
+                                   ("Budget", "budget/summary.json", fig_budget, "budget.pdf")):
+        if study in todo:
+            print(f"pending: {study} (missing {', '.join(todo[study])}; "
+                  f"{STUDIES[study][1]})", file=sys.stderr)
+        else:
+            made.append(draw(_load(res / path), out / pdf))
     for p in made:
         print(p)
     return made

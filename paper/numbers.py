@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from msign.iterate import schedule_flops
 from msign.results import write_text
 from msign.scalar import band, estimate_worst_case_error, noise_band
 
-from .figures import RESULTS, iterate_values
+from .figures import RESULTS, STUDIES, iterate_values, pending
 
 SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "turbo-muon-poly",
                  "polar-express", "polar-express-bf16", "pe-5x5-l0.001", "pe-6x5-l0.001",
@@ -446,17 +447,44 @@ def mismatch_numbers(res: dict) -> dict[str, str]:
             "MismatchRows": "\n".join(rows), "MismatchSentence": sent}
 
 
-def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
-    """Section 7 (experiments/budget.py): designs per budget and their training results."""
-    rows = []
+def _budget_alignment(designs: dict) -> dict[str, float]:
+    """Median nuclear alignment per unit of spectral norm of each design's bf16 iterates on
+    the captured matrices (Muon's step length is set by ||X||_2, not by ||X||_*)."""
     align = {}
     for d in designs["designed"] + designs["references"]:
-        # per unit of spectral norm: Muon's step length is set by ||X||_2, not by ||X||_*
         vals = [v["nuclear_alignment"] / v["sigma_max"] for v in d["real_matrices"].values()]
         align[d["name"]] = float(np.median(vals)) if vals else float("nan")
+    return align
+
+
+def budget_design_numbers(designs: dict) -> dict[str, str]:
+    """Section 7, designs (experiments/budget.py --parts design)."""
+    d15 = next(d for d in designs["designed"] if d["matmuls"] == 15)
+    small = min(designs["designed"], key=lambda d: d["matmuls"])
+    big = max(designs["designed"], key=lambda d: d["matmuls"])
+    sent = (f"the smallest budget, {small['matmuls']} products, already covers "
+            f"$\\ell = {sci(small['lower'], 1)}$ (degree {small['degree']} $\\times$ "
+            f"{small['steps']}); {big['matmuls']} products cover $\\ell = {sci(big['lower'], 1)}$.")
+    align = _budget_alignment(designs)
+    rows = [f"\\texttt{{{d['name']}}} & {d['matmuls']} & {d['degree']}$\\times${d['steps']} & "
+            f"${sci(d['lower'], 1)}$ & [{d['band'][0]:.2f}, {d['band'][1]:.2f}] & "
+            f"{align[d['name']]:.3f} \\\\" for d in designs["designed"]]
+    shared = d15["from_1e-3"]["shared_quintic_error"]
+    return {"BudgetDelta": f"{designs['delta']:g}",
+            "BudgetMinMatmuls": str(min(designs["budgets"])),
+            "BudgetDesignRows": "\n".join(rows), "BudgetDesignSentence": sent,
+            "BudgetAlignJordan": f"{align['jordan']:.3f}",
+            "BudgetPerStepFifteen": f"{d15['from_1e-3']['per_step_error']:.3f}",
+            "BudgetSharedFifteen": f"{shared:.3f}" if shared is not None else "--"}
+
+
+def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
+    """Section 7, training (experiments/budget.py --parts train)."""
+    align = _budget_alignment(designs)
     align["muon-jordan"] = align["jordan"]
     t_jordan = next(x["orthogonalization_s"] for x in summary["rows"]
                     if x["name"] == "muon-jordan")
+    rows = []
     for r in summary["rows"]:
         v = r["final_val_loss"]
         half = (max(v) - min(v)) / 2
@@ -467,21 +495,8 @@ def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
                     f"{r['final_val_mean']:.4f} $\\pm$ {half:.4f} & "
                     f"{_frac(r['steps_fraction'])} & "
                     f"{r['orthogonalization_s'] / t_jordan:.2f} \\\\")
-    d15 = next(d for d in designs["designed"] if d["matmuls"] == 15)
-    small = min(designs["designed"], key=lambda d: d["matmuls"])
-    big = max(designs["designed"], key=lambda d: d["matmuls"])
-    sent = (f"the smallest budget, {small['matmuls']} products, already covers "
-            f"$\\ell = {sci(small['lower'], 1)}$ (degree {small['degree']} $\\times$ "
-            f"{small['steps']}); {big['matmuls']} products cover $\\ell = {sci(big['lower'], 1)}$.")
-    head = summary["headline"]
-    return {"BudgetDelta": f"{designs['delta']:g}",
-            "BudgetMinMatmuls": str(min(designs["budgets"])),
-            "BudgetRows": "\n".join(rows), "BudgetDesignSentence": sent,
-            "BudgetPerStepFifteen": f"{d15['from_1e-3']['per_step_error']:.3f}",
-            "BudgetSharedFifteen": (f"{d15['from_1e-3']['shared_quintic_error']:.3f}"
-                                    if d15["from_1e-3"]["shared_quintic_error"] is not None
-                                    else "--"),
-            "BudgetHeadline": tex_text(head["text"]) + "."}
+    return {"BudgetRows": "\n".join(rows),
+            "BudgetHeadline": tex_text(summary["headline"]["text"]) + "."}
 
 
 def tex_text(text: str) -> str:
@@ -518,13 +533,31 @@ def main(argv: list[str] | None = None) -> Path:
                                     np.load(res / "gradients" / "cpu.npz")),
               **precision_numbers(load("precision/cpu_fp64-fp32-fp16-bf16.json")),
               **gram_numbers(load("gram/cpu.json")),
-              **lm_family_numbers(load("lm_family/summary.json"),
-                                  load("lm_family/adamw_stall.json"),
-                                  load("optimizer/lm_step_cpu.json")),
-              **entropy_numbers(load("entropy/summary.json")),
-              **mismatch_numbers(load("mismatch/summary.json")),
-              **budget_numbers(load("budget/designs.json"), load("budget/summary.json"))}
-    write_text(args.out, macros(values))
+              **budget_design_numbers(load("budget/designs.json"))}
+    studies = {
+        "LM": lambda: lm_family_numbers(load("lm_family/summary.json"),
+                                        load("lm_family/adamw_stall.json"),
+                                        load("optimizer/lm_step_cpu.json")),
+        "Entropy": lambda: entropy_numbers(load("entropy/summary.json")),
+        "Mismatch": lambda: mismatch_numbers(load("mismatch/summary.json")),
+        "Budget": lambda: budget_numbers(load("budget/designs.json"),
+                                         load("budget/summary.json")),
+    }
+    todo = pending(res)
+    switches = []
+    for name, compute in studies.items():
+        if name in todo:
+            files = ", ".join(f"\\texttt{{results/{tex(f)}}}" for f in todo[name])
+            values[f"Study{name}Pending"] = (
+                f"\\emph{{Pending: this study has not been run to completion yet ({files} "
+                f"missing); \\texttt{{{tex(STUDIES[name][1])}}} "
+                f"{'writes them' if len(todo[name]) > 1 else 'writes it'}.}}")
+            print(f"pending: {name} ({', '.join(todo[name])}; {STUDIES[name][1]})",
+                  file=sys.stderr)
+        else:
+            values.update(compute())
+        switches.append(f"\\newif\\ifStudy{name}\\Study{name}{'false' if name in todo else 'true'}")
+    write_text(args.out, macros(values) + "\n".join(switches) + "\n")
     return Path(args.out)
 
 

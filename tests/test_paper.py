@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,22 @@ TINY_BUDGET = {
                                  ("muon-jordan", 15, [1.50, 1.51, 1.52], 1.0))]}
 
 
+def typeset(text: str, on: dict[str, bool]) -> str:
+    """The part of paper.tex that TeX reads, given the study switches (blocks do not nest)."""
+    out, keep, cur = [], True, None
+    for part in re.split(r"(\\ifStudy[A-Za-z]+|\\else\b|\\fi\b)", text):
+        if part.startswith("\\ifStudy"):
+            cur = part.removeprefix("\\ifStudy")
+            keep = on[cur]
+        elif part == "\\else" and cur:
+            keep = not on[cur]
+        elif part == "\\fi" and cur:
+            cur, keep = None, True
+        elif keep:
+            out.append(part)
+    return "".join(out)
+
+
 class TestNumbers:
     def test_sci(self):
         assert numbers.sci(3.2e-3) == "3.2\\times10^{-3}"
@@ -212,16 +229,20 @@ class TestNumbers:
     def test_budget_numbers(self):
         designs = {"delta": 0.35, "budgets": [6, 9, 15],
                    "designed": [{"name": f"band-{m}", "matmuls": m, "degree": 5,
-                                 "steps": m // 3, "lower": 0.1 / m,
-                                 "real_matrices": {"g": {"nuclear_alignment": 0.9}},
+                                 "steps": m // 3, "lower": 0.1 / m, "band": [0.7, 1.3],
+                                 "real_matrices": {"g": {"nuclear_alignment": 0.9,
+                                                          "sigma_max": 1.2}},
                                  "from_1e-3": {"per_step_error": 0.3,
                                                "shared_quintic_error": 0.4}}
                                 for m in (6, 9, 15)],
                    "references": [{"name": "jordan", "real_matrices": {
-                       "g": {"nuclear_alignment": 0.88}}}]}
+                       "g": {"nuclear_alignment": 0.88, "sigma_max": 1.1}}}]}
         v = numbers.budget_numbers(designs, TINY_BUDGET)
-        assert v["BudgetRows"].count("\\\\") == 3 and v["BudgetMinMatmuls"] == "6"
-        assert v["BudgetSharedFifteen"] == "0.400" and "$\\times$" in v["BudgetHeadline"]
+        assert v["BudgetRows"].count("\\\\") == 3 and "$\\times$" in v["BudgetHeadline"]
+        assert "& 0.750 &" in v["BudgetRows"]  # band-6: alignment 0.9 per sigma_max 1.2
+        d = numbers.budget_design_numbers(designs)
+        assert d["BudgetMinMatmuls"] == "6" and d["BudgetSharedFifteen"] == "0.400"
+        assert d["BudgetDesignRows"].count("\\\\") == 3 and d["BudgetAlignJordan"] == "0.800"
 
     def test_derivation_numbers_come_from_sympy(self):
         v = numbers.derivation_numbers()
@@ -232,6 +253,21 @@ class TestNumbers:
         out = numbers.main(["--out", str(tmp_path / "numbers.tex")])
         defined = set(re.findall(r"\\newcommand\{\\(\w+)\}", out.read_text()))
         text = (ROOT / "paper" / "paper.tex").read_text()
-        used = set(re.findall(r"\\([A-Z]\w*)", text)) - {"Sigma"}  # \Sigma is LaTeX's
+        on = {n: st == "true" for n, st in
+              re.findall(r"\\Study([A-Za-z]+?)(true|false)", out.read_text())}
+        used = set(re.findall(r"\\([A-Z]\w*)", typeset(text, on))) - {"Sigma"}  # LaTeX's
         assert used - defined == set()
+
+    def test_a_missing_study_is_typeset_as_pending(self, tmp_path, capsys):
+        res = tmp_path / "results"
+        shutil.copytree(ROOT / "results", res)
+        (res / "budget" / "summary.json").unlink(missing_ok=True)
+        out = numbers.main(["--results", str(res), "--out", str(tmp_path / "n.tex")])
+        text = out.read_text()
+        assert "\\StudyBudgetfalse" in text and "\\newcommand{\\BudgetRows}" not in text
+        assert "experiments.budget --parts train" in text
+        assert "pending: Budget" in capsys.readouterr().err
+        tex = "a \\ifStudyX b\\else c\\fi{} d \\ifStudyX{} e\\fi."
+        assert typeset(tex, {"X": True}) == "a  b{} d {} e."
+        assert typeset(tex, {"X": False}) == "a  c{} d ."
         json.loads((ROOT / "results" / "lm" / "summary.json").read_text())
