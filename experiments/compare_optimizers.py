@@ -334,8 +334,25 @@ def main(argv: list[str] | None = None) -> dict:
     return report(finish(args, runs))
 
 
+def markdown(summary: dict) -> str:
+    """The README's table of a sweep: one row per arm at its best lr."""
+    def f(v: float | None) -> str:
+        return "–" if v is None else f"{v:.2f}"
+
+    lines = ["| arm | best lr (grid) | final val loss, mean ± half-spread | per seed "
+             "| steps to AdamW's final | wall / AdamW |", "| --- | --- | --- | --- | --- | --- |"]
+    for t in summary["table"]:
+        grid = ", ".join(f"{x:g}" for x in t["lrs"])
+        seeds = ", ".join(f"{v:.4f}" for v in t["final_val_per_seed"])
+        lines.append(f"| {t['arm']} | {t['best_lr']:g} ({grid}) | {t['final_val_mean']:.4f} ± "
+                     f"{t['final_val_spread'] / 2:.4f} | {seeds} | "
+                     f"{f(t.get('fraction_of_adamw_steps'))} | "
+                     f"{f(t.get('wall_per_step_vs_adamw'))} |")
+    return "\n".join(lines)
+
+
 def report(summary: dict) -> dict:
-    """Print the table: best final val loss per arm and the step fractions."""
+    """Print the table: best final val loss per arm and the step fractions, then as markdown."""
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}"
 
@@ -344,6 +361,7 @@ def report(summary: dict) -> dict:
               f"±{t['final_val_spread']:.4f} ({t['seeds']} seeds) "
               f"steps/AdamW={f(t.get('fraction_of_adamw_steps'))} "
               f"steps/best-AdamW-run={f(t.get('fraction_to_best_adamw_run'))}")
+    print(markdown(summary))
     return summary
 
 

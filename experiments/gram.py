@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from msign import get_schedule
-from msign.bench import median_time
+from msign.bench import interleaved_ratios
 from msign.iterate import gram_flops, iterate, iterate_gram, normalize, schedule_flops
 from msign.results import provenance, write_json
 
@@ -65,12 +65,12 @@ def timing(shapes: list[tuple[int, ...]], device: torch.device, repeat: int) -> 
                 s = get_schedule(name)
                 coeffs = s.step_coeffs()
                 X0 = normalize(G, s.safety)
-                t_std = median_time(lambda: iterate(X0, coeffs), device, repeat)  # noqa: B023
-                for r in (2, 3):
-                    t = median_time(lambda: iterate_gram(X0, coeffs, r), device,  # noqa: B023
-                                    repeat)
+                fns = [lambda: iterate(X0, coeffs)]  # noqa: B023
+                fns += [lambda r=r: iterate_gram(X0, coeffs, r) for r in (2, 3)]  # noqa: B023
+                (t_std, *ts), (_, *ratios) = interleaved_ratios(fns, device, repeat)
+                for r, t, ratio in zip((2, 3), ts, ratios, strict=True):
                     rows.append({"shape": list(shape), "dtype": dname, "schedule": name,
-                                 "restart": r, "time_ratio": t / t_std,
+                                 "restart": r, "time_ratio": ratio,
                                  "flop_ratio": gram_flops(m, n, coeffs, r)
                                  / schedule_flops(m, n, coeffs),
                                  "standard_s": t_std, "gram_s": t})
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--gradients", default="results/gradients/cpu.npz",
                     help="captured matrices to add ('' for none)")
     ap.add_argument("--size", default="256x1024")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--big", type=int, help="n of the timed shapes (default 1024 CPU, 4096 GPU)")
     ap.add_argument("--out")
     args = ap.parse_args(argv)

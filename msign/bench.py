@@ -45,6 +45,32 @@ def median_time(fn: Callable[[], object], device: torch.device, repeat: int) -> 
     return statistics.median(times)
 
 
+def interleaved_ratios(fns: Sequence[Callable[[], object]], device: torch.device,
+                       repeat: int) -> tuple[list[float], list[float]]:
+    """Median time of each of ``fns`` and of its ratio to ``fns[0]``, timed in rounds that run
+    every function once, one after another: each ratio comes from one round's machine state,
+    so load that drifts between rounds (a shared CPU) cancels out of it."""
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for fn in fns:
+        fn()
+    sync()
+    rounds = []
+    for _ in range(repeat):
+        row = []
+        for fn in fns:
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            row.append(time.perf_counter() - t0)
+        rounds.append(row)
+    times = [statistics.median(r[i] for r in rounds) for i in range(len(fns))]
+    ratios = [statistics.median(r[i] / r[0] for r in rounds) for i in range(len(fns))]
+    return times, ratios
+
+
 def torch_newton_schulz(G: torch.Tensor, coeffs: Sequence[float] = JORDAN, steps: int = 5,
                         eps: float = 1e-7) -> torch.Tensor:
     """torch.optim.Muon's Newton-Schulz (torch 2.9-2.13), transcribed: the timing reference.

@@ -44,3 +44,28 @@ def test_gram_tiny(tmp_path):
     fp64 = [r for r in res["accuracy"] if r["dtype"] == "fp64"]
     assert fp64 and all(r["restart_2"]["max_diff_to_standard"] < 1e-12 for r in fp64)
     assert all(t["flop_ratio"] < 1 for t in res["timing"] if t["shape"][-1] >= 4 * t["shape"][-2])
+
+
+
+def test_interleaved_ratios_take_each_round_on_its_own(monkeypatch):
+    import types
+
+    import pytest
+    import torch
+
+    from msign import bench
+
+    # a fake clock: a costs 1 unit and b 3, times a load that changes 10x between rounds
+    now, load, loads = [0.0], [1.0], iter([1.0, 10.0] * 4)
+
+    def a():
+        now[0] += load[0]
+
+    def b():
+        now[0] += 3 * load[0]
+        load[0] = next(loads)
+
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    times, ratios = bench.interleaved_ratios([a, b], torch.device("cpu"), 5)
+    assert ratios == pytest.approx([1.0, 3.0])
+    assert times == pytest.approx([1.0, 3.0])  # loads 1, 10, 1, 10, 1: the median is 1

@@ -172,7 +172,7 @@ def test_best_lr_is_chosen_on_the_seeds_every_lr_has():
 
 
 def test_muon_fractions_against_the_adamw_mean_and_its_best_single_run():
-    from experiments.compare_optimizers import analyse, best_single_run
+    from experiments.compare_optimizers import analyse, best_single_run, markdown
 
     def run(opt, lr, seed, curve):
         return {"optimizer": opt, "msign": "jordan" if opt == "muon" else None, "lr": lr,
@@ -188,6 +188,9 @@ def test_muon_fractions_against_the_adamw_mean_and_its_best_single_run():
     muon = next(t for t in analyse(runs) if t["optimizer"] == "muon")
     assert muon["fraction_of_adamw_steps"] == pytest.approx((100 + 100 * 0.2 / 0.3) / 400)  # 2.0
     assert muon["fraction_to_best_adamw_run"] == pytest.approx(250 / 400)  # 1.8
+    md = markdown({"table": analyse(runs)}).splitlines()
+    assert len(md) == 4 and md[2].startswith("| muon-jordan | 0.02 (0.02) | 1.6000 ± 0.0000")
+    assert md[3].startswith("| adamw | 0.001 (0.001, 0.003) | 2.0000 ± 0.2000 | 1.8000, 2.2000")
 
 
 def test_resume_refuses_another_run_and_a_truncated_checkpoint(corpus, tmp_path):
