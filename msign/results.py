@@ -48,8 +48,12 @@ def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
         name = torch.cuda.get_device_name(dev)
     else:
         name = f"{cpu_model()} cpu, {torch.get_num_threads()} threads"
-    return {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-            "python": platform.python_version()}
+    out = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+           "python": platform.python_version()}
+    if dev.type == "cpu" and hasattr(os, "getloadavg"):
+        # timings taken while other work shares the cores say so here
+        out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -298,6 +298,8 @@ def gram_numbers(res: dict) -> dict[str, str]:
     t2 = [t for t in res["timing"] if t["restart"] == 2 and t["dtype"] == "bf16"]
     out.update(GramTimeMin=f"{min(t['time_ratio'] for t in t2):.2f}",
                GramTimeMax=f"{max(t['time_ratio'] for t in t2):.2f}",
+               GramTimeMedian=f"{np.median([t['time_ratio'] for t in t2]):.2f}",
+               GramLoad=f"{res.get('load_average_1min', float('nan')):.1f}",
                GramFlopMin=f"{min(t['flop_ratio'] for t in t2):.2f}",
                GramFlopMax=f"{max(t['flop_ratio'] for t in t2):.2f}",
                GramFpDiff=sci(max(x[f"restart_{k}"]["max_diff_to_standard"]
