@@ -316,6 +316,36 @@ def _frac(v: float | None) -> str:
     return "--" if v is None else f"{v:.2f}"
 
 
+def qk_clip_sentence(summary: dict) -> str:
+    """What QK-clip did in the sweep: the largest logits and how often the clip fired, at
+    MuonClip's best rate and at the rates where it fired (run records' qk_max, qk_clips)."""
+    best = next(t["best_lr"] for t in summary["table"] if t["arm"] == "muonclip-jordan")
+    clip = [r for r in summary["runs"] if r["arm"] == "muonclip-jordan" and "qk_max" in r]
+    muon = {(r["lr"], r["seed"]): r for r in summary["runs"] if r["arm"] == "muon-jordan"}
+    at_best = [r for r in clip if r["lr"] == best]
+    peak = max(r["qk_max"] for r in at_best)
+    if any(r["qk_clips"] for r in at_best):
+        sent = (f"At MuonClip's best rate ({best:g}) the clip fired "
+                f"{sum(r['qk_clips'] for r in at_best)} times (heads $\\times$ steps) over "
+                f"{len(at_best)} runs.")
+    else:
+        same = all(r["val"] == muon[r["lr"], r["seed"]]["val"] for r in at_best
+                   if (r["lr"], r["seed"]) in muon)
+        sent = (f"At MuonClip's best rate ({best:g}) the largest attention logit of its "
+                f"{len(at_best)} runs is ${peak:.0f} < \\tau$: the clip never fires, and "
+                + ("the runs equal Muon's, validation curves bit for bit." if same else
+                   "the runs differ from Muon's only by rounding."))
+    for r in sorted((r for r in clip if r["qk_clips"] and r["lr"] != best),
+                    key=lambda r: r["lr"]):
+        m = muon.get((r["lr"], r["seed"]))
+        if m is None or "qk_max" not in m:
+            continue
+        sent += (f" At {r['lr']:g} Muon's largest logit reaches ${m['qk_max']:.0f}$; MuonClip "
+                 f"clips {r['qk_clips']} times (heads $\\times$ steps) and ends at "
+                 f"${r['val'][-1][1]:.3f}$ against Muon's ${m['val'][-1][1]:.3f}$.")
+    return sent
+
+
 def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]:
     """Section 6: the fair comparison (experiments/family.py part lm), the stalled AdamW seed
     (part stall) and the interleaved step-time benchmark (experiments/bench_lm_step.py)."""
@@ -389,6 +419,7 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
         "LMAdamWLr": f"{adamw['best_lr']:g}", "LMAdamW": f"{adamw['final_val_mean']:.3f}",
         "LMAdamWSpreadHalf": f"{adamw['final_val_spread'] / 2:.3f}",
         "LMRows": "\n".join(rows), "LMSummarySentence": sent, "NorMuonSentence": nm_sent,
+        "QKClipSentence": qk_clip_sentence(summary),
         "StepJordan": f"{wall['muon-jordan']:.2f}", "StepPE": f"{wall['muon-polar-express']:.2f}",
         "StepDevice": tex(bench["device"]),
         "StallOld": f"{old['final_val']:.3f}", "StallNew": f"{new['final_val']:.3f}",

@@ -75,9 +75,15 @@ def tiny_family():
     runs = [run("adamw", "adamw", lr, 0, d) for lr, d in ((1e-3, 0.4), (2e-3, 0.5), (4e-3, 0.45))]
     runs += [run("adamw", "adamw", 2e-3, s, 0.5 + 0.01 * s) for s in (1, 2)]
     for arm, drop in (("muon-jordan", 1.0), ("muon-polar-express", 0.98),
-                      ("normuon-polar-express", 0.99)):
+                      ("normuon-polar-express", 0.99), ("muonclip-jordan", 1.0)):
         runs += [run(arm, "muon", 0.02, s, drop + 0.01 * s) for s in (0, 1, 2)]
         runs += [run(arm, "muon", 0.04, 0, drop - 0.2)]
+    for r in runs:  # logits 30 at 0.02, 80 at 0.04: the clip (tau 50) fires only there
+        if r["arm"] in ("muon-jordan", "muonclip-jordan"):
+            r["qk_max"] = 30.0 if r["lr"] == 0.02 else 80.0
+            r["qk_clips"] = 7 if r["arm"] == "muonclip-jordan" and r["lr"] == 0.04 else 0
+            if r["qk_clips"]:
+                r["val"] = [[s, v - 0.1] for s, v in r["val"]]
     return {"table": compare_optimizers.analyse(runs), "runs": runs, "n_params": 1234,
             "model": {"layers": 1, "d_model": 8, "block": 4}, "device": "x86_64 cpu",
             "val_works": ["hamlet", "twelfth_night"], "jobs": 2, "warmup": 1, "grad_clip": 1.0,
@@ -181,10 +187,14 @@ class TestNumbers:
         v = numbers.lm_family_numbers(tiny_family, stall, bench)
         # AdamW's best lr 2e-3, seeds drop 0.50/0.51/0.52 -> final 2.49 on average
         assert v["LMAdamWLr"] == "0.002" and v["LMAdamW"] == "2.490"
-        assert v["LMRows"].count("\\\\") == 4 and v["LMValWorks"] == "hamlet, twelfth night"
+        assert v["LMRows"].count("\\\\") == 5 and v["LMValWorks"] == "hamlet, twelfth night"
         # every Muon arm's best lr (0.02, the grid's lower edge) is flagged
-        assert v["LMRows"].count("$^*$") == 3
-        assert "3 of the 3 Muon arms end below" in v["LMSummarySentence"]
+        assert v["LMRows"].count("$^*$") == 4
+        assert "4 of the 4 Muon arms end below" in v["LMSummarySentence"]
+        qk = v["QKClipSentence"]
+        assert "largest attention logit of its 3 runs is $30 < \\tau$" in qk
+        assert "bit for bit" in qk and "At 0.04 Muon's largest logit reaches $80$" in qk
+        assert "clips 7 times" in qk and "ends at $2.100$ against Muon's $2.200$" in qk
         assert "reproduces the recorded run" in v["StallSentence"]
         assert v["StepJordan"] == "1.50"
 
