@@ -320,12 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reanalyse", action="store_true",
                     help="recompute table and plots from OUT/summary.json; train nothing")
     args = ap.parse_args(argv)
-    if args.reanalyse:  # keep what the training runs recorded: corpus, machine, date, load
+    if args.reanalyse:  # keep all the training runs recorded: corpus, machine, date, options
         old = json.loads((Path(args.out) / "summary.json").read_text())
-        keep = ("corpus", "val_works", "model", "n_params", "preset", "device", "torch", "date",
-                "python", "jobs", "threads_per_run", "batch", "tokens_per_step", "steps",
-                "warmup", "grad_clip")
-        return report(finish(args, old["runs"], {k: old[k] for k in keep if k in old}))
+        keep = {k: v for k, v in old.items() if k not in ("table", "runs")}
+        return report(finish(args, old["runs"], keep))
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = [Arm("adamw", "adamw", tuple(float(x) for x in args.adamw_lrs.split(",")))]
     arms += [muon_arm(m, (float(x) for x in args.muon_lrs.split(",")))

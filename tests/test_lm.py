@@ -129,6 +129,12 @@ def test_sweep_tiny(corpus, tmp_path):
             "wall_s", "grad_norm_max"} <= set(r)
     adamw = next(t for t in saved["table"] if t["optimizer"] == "adamw")
     assert adamw["seeds"] == 2 and adamw["fraction_of_adamw_steps"] == 1.0
+    # --reanalyse recomputes the table and keeps everything else the sweep recorded
+    saved["note"] = "kept"
+    (tmp_path / "out" / "summary.json").write_text(json.dumps(saved))
+    again = compare_optimizers.main(["--reanalyse", "--out", str(tmp_path / "out")])
+    assert again["table"] == saved["table"] and again["note"] == "kept"
+    assert again["date"] == saved["date"] and again["runs"] == saved["runs"]
 
 
 def test_capture_tiny(corpus, tmp_path):
