@@ -394,17 +394,22 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
     old, new = (stall["runs"][k] for k in ("first sweep (no clip, no decay)",
                                            "this sweep (clip 1, decay 0.1)"))
     recorded = stall["runs"].get("first sweep, as recorded")
-    stall_sent = ("The rerun reproduces the recorded run's final loss "
-                  f"(${recorded['final_val']:.3f}$)" if recorded and
-                  abs(recorded["final_val"] - old["final_val"]) < 1e-3 else
-                  "The recorded run ended at "
-                  f"${recorded['final_val']:.3f}$" if recorded else "")
-    if stall_sent:
-        stall_sent += ". "
-    stall_sent += (f"Clipping acted on {new['steps_clipped']} of its {steps} steps; the "
-                   "unclipped run's largest gradient norm, "
-                   + ("early in training, " if old["grad_norm_argmax"] < steps // 4 else "")
-                   + "is where its loss curve leaves the others.")
+    if recorded and abs(recorded["final_val"] - old["final_val"]) < 1e-3:
+        stall_sent = ("The rerun reproduces the recorded run's final loss "
+                      f"(${recorded['final_val']:.3f}$). ")
+    elif recorded:
+        stall_sent = (f"The recorded run ended at ${recorded['final_val']:.3f}$; the training "
+                      "code has changed since (warm-up, evaluation), so the rerun is not the "
+                      "same run, but it is as slow. ")
+    else:
+        stall_sent = ""
+    ol, nl = old["train_loss_by_100"], new["train_loss_by_100"]
+    stall_sent += (f"With clipping the largest gradient norm is ${new['grad_norm_max']:.1f}$ "
+                   f"(step {new['grad_norm_argmax']}), and clipping acts on "
+                   f"{new['steps_clipped']} of the {steps} steps. Without it, the mean training "
+                   f"loss over the first 100 steps is ${ol[0]:.2f}$ against ${nl[0]:.2f}$ and "
+                   f"the gap stays (${ol[-1]:.2f}$ against ${nl[-1]:.2f}$ over the last 100): "
+                   "an early gradient spike at this rate, not a plateau late in training.")
     return {
         "LMParams": f"{summary['n_params'] / 1e6:.2f}", "LMLayers": str(summary["model"]["layers"]),
         "LMWidth": str(summary["model"]["d_model"]), "LMBlock": str(summary["model"]["block"]),
@@ -444,11 +449,25 @@ def entropy_numbers(res: dict) -> dict[str, str]:
             "EntropyJordan": f"{100 * frac['muon-jordan']:.0f}",
             "EntropyPE": f"{100 * frac['muon-polar-express']:.0f}",
             "EntropyNorMuon": f"{100 * frac['normuon-polar-express']:.0f}",
-            "EntropySentence": (f"Over all Muon arms the fraction is "
-                                f"{100 * min(frac.values()):.0f}--"
-                                f"{100 * max(frac.values()):.0f}\\%, {verdict}. "
-                                f"At step {last} the lowest group for Jordan's quintic "
-                                f"is {lo_group} ({100 * by_group[lo_group]:.0f}\\%).")}
+            "EntropySentence": _entropy_sentence(res, frac, verdict, lo_group,
+                                                 by_group[lo_group], last)}
+
+
+def _entropy_sentence(res: dict, frac: dict, verdict: str, lo_group: str, lo: float,
+                      last: int) -> str:
+    lo_all, hi_all = 100 * min(frac.values()), 100 * max(frac.values())
+    span = f"{lo_all:.0f}\\%" if lo_all == hi_all else f"{lo_all:.0f}--{hi_all:.0f}\\%"
+    adamw = [t["mean_entropy"] for t in res["table"] if t["arm"] == "adamw" and t["step"] == last]
+    muon = [t["mean_entropy"] for t in res["table"]
+            if t["arm"] != "adamw" and t["step"] == last]
+    sent = f"Over all Muon arms the fraction is {span}, {verdict}"
+    if lo == 1:
+        sent += ", in every group and at every checkpoint"
+    else:
+        sent += (f". At step {last} the lowest group for Jordan's quintic is {lo_group} "
+                 f"({100 * lo:.0f}\\%)")
+    return (sent + f". At step {last} the group means are {min(muon):.2f}--{max(muon):.2f} "
+            f"for Muon and {min(adamw):.2f}--{max(adamw):.2f} for AdamW.")
 
 
 def mismatch_numbers(res: dict) -> dict[str, str]:

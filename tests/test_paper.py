@@ -179,8 +179,11 @@ class TestNumbers:
     def test_lm_family_numbers(self, tiny_family):
         stall = {"runs": {
             "first sweep (no clip, no decay)": {"final_val": 2.5, "grad_norm_max": 9.0,
-                                                "grad_norm_argmax": 1, "grad_norm_median": 0.5},
-            "this sweep (clip 1, decay 0.1)": {"final_val": 2.0, "steps_clipped": 3},
+                                                "grad_norm_argmax": 1, "grad_norm_median": 0.5,
+                                                "train_loss_by_100": [3.2, 2.6]},
+            "this sweep (clip 1, decay 0.1)": {"final_val": 2.0, "steps_clipped": 3,
+                                               "grad_norm_max": 20.0, "grad_norm_argmax": 2,
+                                               "train_loss_by_100": [2.9, 2.1]},
             "first sweep, as recorded": {"final_val": 2.5}}}
         bench = {"device": "cpu", "ratio_to_adamw": {"adamw": 1.0, "muon-jordan": 1.5,
                                                      "muon-polar-express": 1.7}}
@@ -196,6 +199,7 @@ class TestNumbers:
         assert "bit for bit" in qk and "At 0.04 Muon's largest logit reaches $80$" in qk
         assert "clips 7 times" in qk and "ends at $2.100$ against Muon's $2.200$" in qk
         assert "reproduces the recorded run" in v["StallSentence"]
+        assert "$3.20$ against $2.90$" in v["StallSentence"]
         assert v["StepJordan"] == "1.50"
 
     def test_rounding_numbers(self, tiny_rounding):
@@ -219,12 +223,18 @@ class TestNumbers:
         ent = {"steps": [1, 2], "fraction_above_adamw": {"muon-jordan": 0.95,
                                                          "muon-polar-express": 0.5,
                                                          "normuon-polar-express": 0.7},
-               "table": [{"arm": "muon-jordan", "group": g, "step": 2,
-                          "fraction_above_adamw": f} for g, f in (("MLP in", 1.0),
-                                                                  ("MLP out", 0.75))]}
+               "table": [{"arm": "muon-jordan", "group": g, "step": 2, "mean_entropy": e,
+                          "fraction_above_adamw": f} for g, f, e in (("MLP in", 1.0, 0.9),
+                                                                     ("MLP out", 0.75, 0.8))]
+               + [{"arm": "adamw", "group": "MLP in", "step": 2, "mean_entropy": 0.7,
+                   "fraction_above_adamw": None}]}
         v = numbers.entropy_numbers(ent)
         assert v["EntropyJordan"] == "95" and "only for some arms" in v["EntropySentence"]
         assert "MLP out (75" in v["EntropySentence"]
+        assert "0.80--0.90 for Muon and 0.70--0.70 for AdamW" in v["EntropySentence"]
+        ent["fraction_above_adamw"] = {k: 1.0 for k in ent["fraction_above_adamw"]}
+        ent["table"][1]["fraction_above_adamw"] = 1.0
+        assert "is 100\\%, confirming" in numbers.entropy_numbers(ent)["EntropySentence"]
         mis = {"pretrain_steps": 6, "finetune_steps": 3, "held_out": ["twelfth_night"],
                "table": [{"pretrain": p, "finetune": f, "final_mean": m, "spread": 0.01,
                           "final_per_seed": [m - 0.005, m + 0.005]}
