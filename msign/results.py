@@ -47,7 +47,8 @@ def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
-        name = f"{cpu_model()} cpu, {torch.get_num_threads()} threads"
+        n = torch.get_num_threads()
+        name = f"{cpu_model()} cpu, {n} thread{'' if n == 1 else 's'}"
     out = {"device": name, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
            "python": platform.python_version()}
     if dev.type == "cpu" and hasattr(os, "getloadavg"):

@@ -383,11 +383,14 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
     nm, pe = table["normuon-polar-express"], table["muon-polar-express"]
     diff = nm["final_val_mean"] - pe["final_val_mean"]
     within = abs(diff) <= max(nm["final_val_spread"], pe["final_val_spread"])
+    every = max(nm["final_val_per_seed"]) < min(pe["final_val_per_seed"])
     nm_sent = (f"NorMuon ends at ${nm['final_val_mean']:.4f}$ against "
                f"${pe['final_val_mean']:.4f}$ for Muon with the same Polar Express "
                f"orthogonalizer, a difference of ${diff:+.4f}$ "
                + ("within" if within else "outside") + " the seed spreads "
-               f"(${nm['final_val_spread']:.4f}$, ${pe['final_val_spread']:.4f}$); it reaches "
+               f"(${nm['final_val_spread']:.4f}$, ${pe['final_val_spread']:.4f}$)"
+               + ("; every NorMuon seed ends below every Muon seed" if every else "")
+               + "; it reaches "
                f"AdamW's final loss in {_frac(nm.get('fraction_of_adamw_steps'))} of AdamW's "
                f"steps against {_frac(pe.get('fraction_of_adamw_steps'))}.")
     wall = {k: v for k, v in bench["ratio_to_adamw"].items()}
@@ -426,6 +429,8 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
         "LMRows": "\n".join(rows), "LMSummarySentence": sent, "NorMuonSentence": nm_sent,
         "QKClipSentence": qk_clip_sentence(summary),
         "StepJordan": f"{wall['muon-jordan']:.2f}", "StepPE": f"{wall['muon-polar-express']:.2f}",
+        "StepNorMuon": f"{wall['normuon-polar-express']:.2f}",
+        "LMMuonRange": f"{spread_muon:.3f}",
         "StepDevice": tex(bench["device"]),
         "StallOld": f"{old['final_val']:.3f}", "StallNew": f"{new['final_val']:.3f}",
         "StallOldGnMax": f"{old['grad_norm_max']:.1f}",

@@ -186,7 +186,8 @@ class TestNumbers:
                                                "train_loss_by_100": [2.9, 2.1]},
             "first sweep, as recorded": {"final_val": 2.5}}}
         bench = {"device": "cpu", "ratio_to_adamw": {"adamw": 1.0, "muon-jordan": 1.5,
-                                                     "muon-polar-express": 1.7}}
+                                                     "muon-polar-express": 1.7,
+                                                     "normuon-polar-express": 1.8}}
         v = numbers.lm_family_numbers(tiny_family, stall, bench)
         # AdamW's best lr 2e-3, seeds drop 0.50/0.51/0.52 -> final 2.49 on average
         assert v["LMAdamWLr"] == "0.002" and v["LMAdamW"] == "2.490"
