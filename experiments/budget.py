@@ -35,7 +35,7 @@ import torch
 
 import msign
 from msign import design, metrics, scalar
-from msign.bench import median_time
+from msign.bench import interleaved_ratios
 from msign.results import provenance, write_json
 
 from . import compare_optimizers as co
@@ -134,20 +134,21 @@ def part_design(args: argparse.Namespace) -> dict:
     return res
 
 
-def orthogonalization_time(path: str | None, name: str | None, repeat: int = 5) -> float:
+def orthogonalization_times(methods: list, repeat: int = 15) -> tuple[list[float], list[float]]:
     """Seconds per Muon orthogonalization of the cpu GPT's hidden matrices (bf16, one thread
-    as in the sweep): the msign cost of one optimizer step."""
+    as in the sweep), the msign cost of one optimizer step, for each method, and its ratio to
+    the first: timed in interleaved rounds so that a shared CPU's drifting load cancels."""
     cfg = train_lm.PRESETS["cpu"]["model"]
     d = cfg.d_model
     g = torch.Generator().manual_seed(0)
     mats = [torch.randn(s, generator=g) for s in [(3 * d, d), (d, d), (4 * d, d), (d, 4 * d)]
             for _ in range(cfg.layers)]
-    method = msign.Schedule.from_json(path) if path else name
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return median_time(lambda: [msign.msign(m, method, compute_dtype=torch.bfloat16)
-                                    for m in mats], torch.device("cpu"), repeat)
+        return interleaved_ratios(
+            [lambda m=m: [msign.msign(x, m, compute_dtype=torch.bfloat16) for x in mats]
+             for m in methods], torch.device("cpu"), repeat)
     finally:
         torch.set_num_threads(threads)
 
@@ -180,9 +181,12 @@ def part_train(args: argparse.Namespace) -> dict:
             "final_val_spread": t["final_val_spread"], "final_val_std": t["final_val_std"],
             "best_lr": t["best_lr"], "lrs": t["lrs"],
             "steps_fraction": t.get("fraction_of_adamw_steps"),
-            "wall_per_step_s": t.get("wall_per_step_s"),
-            "orthogonalization_s": orthogonalization_time(d and d["schedule_file"],
-                                                          None if d else "jordan")})
+            "wall_per_step_s": t.get("wall_per_step_s"), "schedule": sched})
+    # Jordan first: every ratio is to Jordan's time in the same round.
+    rows.sort(key=lambda r: r["name"] != "muon-jordan")
+    times, ratios = orthogonalization_times([r.pop("schedule") for r in rows])
+    for r, s, q in zip(rows, times, ratios, strict=True):
+        r["orthogonalization_s"], r["orthogonalization_vs_jordan"] = s, q
     adamw = table["adamw"]
     res = {**provenance(), "delta": DELTA, "noise_cu": NOISE, "adamw_final_val_mean":
            adamw["final_val_mean"], "adamw_final_val_per_seed": adamw["final_val_per_seed"],
@@ -203,7 +207,7 @@ def headline(rows: list[dict]) -> dict:
     if best is None:
         text = "no designed schedule is within Jordan's seed spread"
     else:
-        speed = best["orthogonalization_s"] / jordan["orthogonalization_s"]
+        speed = best["orthogonalization_vs_jordan"]
         text = (f"{best['name']} ({best['matmuls']} products, degree {best['degree']} x "
                 f"{best['steps']}) reaches {best['final_val_mean']:.4f}, within Jordan's seed "
                 f"range [{lo:.4f}, {hi:.4f}] at 15 products: "

@@ -377,6 +377,20 @@ SCHEDULES: dict[str, Schedule] = {
             "of msign.scalar.noise_band at c = 2 (above the largest c = 1.2 measured by "
             "experiments/rounding_model.py); certified bounded under that model up to c = 2",
         ),
+        Schedule(
+            [
+                (8.36416667596487, -24.371215367567213, 17.794986051292472),
+                (4.0854271864479905, -2.992811584829014, 0.5536026210923274),
+                (3.707808106942593, -2.7310259450060275, 0.5245649094527135),
+                (2.8045048423249193, -2.065549869813591, 0.45154953274399423),
+            ],
+            name="band-12",
+            source="msign.design.coverage(matmuls=12, delta=0.35, noise=2**-7) "
+            "(experiments/budget.py, results/budget/schedules/band-12.json): four quintic "
+            "steps, 12 products, certified band [0.661, 1.339] on [0.00195, 1] with each "
+            "step's top designed against the bf16 noise model; the fewest products whose "
+            "Shakespeare-GPT loss is within Jordan's seed range (results/budget/summary.json)",
+        ),
     ]
 }
 # The Gram-side variants (experiments/gram.py, results/gram/cpu.json): restarting every 2

@@ -362,15 +362,14 @@ def fig_budget(res: dict, out: Path) -> Path:
     """(10) Final validation loss (mean, min-max over seeds) against matrix products per
     orthogonalization, and the measured orthogonalization time relative to Jordan's."""
     fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.4))
-    jordan = next(r for r in res["rows"] if r["name"] == "muon-jordan")
     for r in res["rows"]:
         v = np.array(r["final_val_loss"])
-        color = "C3" if r is jordan else "C0"
+        color = "C3" if r["name"] == "muon-jordan" else "C0"
         axes[0].errorbar(r["matmuls"], v.mean(), yerr=[[v.mean() - v.min()], [v.max() - v.mean()]],
                          fmt="o", ms=3, color=color, capsize=2)
         axes[0].annotate(r["name"].removeprefix("muon-"), (r["matmuls"], v.mean()),
                          fontsize=5.5, xytext=(3, 2), textcoords="offset points")
-        axes[1].plot(r["matmuls"], r["orthogonalization_s"] / jordan["orthogonalization_s"],
+        axes[1].plot(r["matmuls"], r["orthogonalization_vs_jordan"],
                      "o", ms=3, color=color)
     lo, hi = res["headline"]["jordan_range"]
     axes[0].axhspan(lo, hi, color="C3", alpha=0.12, lw=0, label="Jordan's seed range")

@@ -539,8 +539,6 @@ def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
     """Section 7, training (experiments/budget.py --parts train)."""
     align = _budget_alignment(designs)
     align["muon-jordan"] = align["jordan"]
-    t_jordan = next(x["orthogonalization_s"] for x in summary["rows"]
-                    if x["name"] == "muon-jordan")
     rows = []
     for r in summary["rows"]:
         v = r["final_val_loss"]
@@ -551,9 +549,39 @@ def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
                     f"[{lo:.2f}, {hi:.2f}] & {align.get(r['name'], float('nan')):.3f} & "
                     f"{r['final_val_mean']:.4f} $\\pm$ {half:.4f} & "
                     f"{_frac(r['steps_fraction'])} & "
-                    f"{r['orthogonalization_s'] / t_jordan:.2f} \\\\")
+                    f"{r['orthogonalization_vs_jordan']:.2f} \\\\")
     return {"BudgetRows": "\n".join(rows),
-            "BudgetHeadline": tex_text(summary["headline"]["text"]) + "."}
+            "BudgetHeadline": tex_text(summary["headline"]["text"]) + ".",
+            "BudgetBelow": budget_below_sentence(summary), "BudgetSteps": str(summary["steps"])}
+
+
+def budget_below_sentence(summary: dict) -> str:
+    """What the designs cheaper than the headline's lose: how far the next cheaper one's mean
+    is from Jordan's worst seed (and whether its seeds overlap Jordan's), and the loss gap of
+    each cheaper one to Jordan's mean."""
+    hi = summary["headline"]["jordan_range"][1]
+    rows = summary["rows"]
+    jordan = next(r for r in rows if r["name"] == "muon-jordan")
+    cap = summary["headline"].get("matmuls") or float("inf")
+    below = sorted((r for r in rows if r["name"] != "muon-jordan" and r["matmuls"] < cap),
+                   key=lambda r: r["matmuls"])
+    if not below:
+        return ""
+    nxt, v = below[-1], below[-1]["final_val_loss"]
+    lead = "The next cheaper design" if cap < float("inf") else "The most expensive design"
+    s = (f"{lead}, \\texttt{{{nxt['name']}}} ({nxt['matmuls']} products), has mean "
+         f"{nxt['final_val_mean']:.4f}, {nxt['final_val_mean'] - hi:+.4f} from Jordan's worst "
+         f"seed ({hi:.4f})")
+    if min(v) <= hi:
+        s += (f"; its seeds ({min(v):.4f}--{max(v):.4f}) overlap Jordan's, so three seeds "
+              "neither separate it from Jordan nor place it inside.")
+    else:
+        s += ", and none of its seeds reaches Jordan's range."
+    if len(below) > 1:
+        gaps = " and ".join(f"{r['final_val_mean'] - jordan['final_val_mean']:.2f} with "
+                            f"{r['matmuls']} products" for r in reversed(below[:-1]))
+        s += f" Below it the mean loss exceeds Jordan's by {gaps}."
+    return s
 
 
 def tex_text(text: str) -> str:

@@ -243,3 +243,15 @@ class TestBandDesign:
     def test_bad_budget(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             design.band_design(0.1, **kwargs)
+
+
+def test_registered_band_12_is_the_budget_studys_design():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "results/budget/schedules/band-12.json"
+    saved = json.loads(path.read_text())
+    s = get_schedule("band-12")
+    assert [list(c) for c in s.coeffs] == saved["coeffs"] and s.matmuls() == 12
+    lo, hi = scalar.band(s, 0.00195)  # certified (rigorous) on the lower bound it covers
+    assert 0.65 <= lo and hi <= 1.35

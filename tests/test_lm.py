@@ -286,5 +286,6 @@ def test_budget_end_to_end(corpus, tmp_path, monkeypatch):
         assert len(r["final_val_loss"]) == 3 and r["orthogonalization_s"] > 0
         assert {"name", "matmuls", "steps", "degree", "certified_band", "final_val_mean",
                 "steps_fraction"} <= set(r)
+    assert rows["muon-jordan"]["orthogonalization_vs_jordan"] == 1.0
     assert rows["band-4"]["matmuls"] == 4 and rows["muon-jordan"]["matmuls"] == 15
     assert "text" in res["train"]["headline"] and (out / "loss_vs_matmuls.png").exists()

@@ -14,7 +14,7 @@ from msign import METHODS, Schedule, get_schedule
 from msign.api import apply_method
 
 CONVERGING = ["svd", "cubic", "quintic", "polar-express", "newton", "qdwh"]
-BANDED = ["jordan", "you", "you-5", "su-5"]  # published lists that stop short of 1
+BANDED = ["jordan", "you", "you-5", "su-5", "band-12"]  # lists that stop short of 1
 SHAPES = [(40, 24), (24, 40), (32, 32)]
 
 

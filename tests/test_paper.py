@@ -140,11 +140,13 @@ class TestFigures:
 
 
 TINY_BUDGET = {
-    "adamw_final_val_mean": 1.6, "headline": {"jordan_range": [1.50, 1.52],
-                                              "text": "band-9 (9 products, degree 5 x 3)"},
+    "adamw_final_val_mean": 1.6, "steps": 800,
+    "headline": {"jordan_range": [1.50, 1.52], "schedule": "band-9", "matmuls": 9,
+                 "text": "band-9 (9 products, degree 5 x 3)"},
     "rows": [{"name": n, "matmuls": mm, "steps": mm // 3, "degree": 5, "lower": 0.01,
               "certified_band": [0.7, 1.3], "final_val_loss": v,
-              "final_val_mean": float(np.mean(v)), "steps_fraction": 0.6, "orthogonalization_s": t}
+              "final_val_mean": float(np.mean(v)), "steps_fraction": 0.6,
+              "orthogonalization_s": t, "orthogonalization_vs_jordan": t}
              for n, mm, v, t in (("band-6", 6, [1.55, 1.56, 1.57], 0.4),
                                  ("band-9", 9, [1.51, 1.52, 1.50], 0.6),
                                  ("muon-jordan", 15, [1.50, 1.51, 1.52], 1.0))]}
@@ -261,6 +263,10 @@ class TestNumbers:
         v = numbers.budget_numbers(designs, TINY_BUDGET)
         assert v["BudgetRows"].count("\\\\") == 3 and "$\\times$" in v["BudgetHeadline"]
         assert "& 0.750 &" in v["BudgetRows"]  # band-6: alignment 0.9 per sigma_max 1.2
+        # band-6 (1.55-1.57) is the next cheaper one, all its seeds above Jordan's 1.52
+        assert v["BudgetBelow"].startswith("The next cheaper design, \\texttt{band-6}")
+        assert "+0.0400 from Jordan's worst seed" in v["BudgetBelow"]
+        assert "none of its seeds reaches" in v["BudgetBelow"]
         d = numbers.budget_design_numbers(designs)
         assert d["BudgetMinMatmuls"] == "6" and d["BudgetSharedFifteen"] == "0.400"
         assert d["BudgetDesignRows"].count("\\\\") == 3 and d["BudgetAlignJordan"] == "0.800"
