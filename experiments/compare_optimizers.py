@@ -265,22 +265,23 @@ class Sweep:
         return res
 
     def grid(self, arms: Sequence[Arm], seed: int, adamw_lr: float | None,
-             extend: bool = True) -> dict[str, float]:
-        """Every arm's grid with ``seed``, extended once past an edge; best lr per arm."""
+             extensions: int = 1) -> dict[str, float]:
+        """Every arm's grid with ``seed``, extended one rate further while the best sits on an
+        edge, at most ``extensions`` times; best lr per arm."""
         self.map([(a, lr, seed, adamw_lr) for a in arms for lr in a.lrs])
         best = {}
-        more = []
-        for a in arms:
-            by_lr = {r["lr"]: [r] for r in self.runs if arm_of(r) == a.name and r["seed"] == seed}
-            b = best_lr(by_lr)
-            nxt = _extend(a.lrs, b) if extend else None
-            if nxt is not None:
-                more.append((a, nxt, seed, adamw_lr))
-            best[a.name] = b
-        for r in self.map(more):
-            name = r["arm"]
-            by_lr = {x["lr"]: [x] for x in self.runs if arm_of(x) == name and x["seed"] == seed}
-            best[name] = best_lr(by_lr)
+        for round_ in range(extensions + 1):
+            more = []
+            for a in arms:
+                by_lr = {r["lr"]: [r] for r in self.runs
+                         if arm_of(r) == a.name and r["seed"] == seed}
+                best[a.name] = best_lr(by_lr)
+                nxt = _extend(sorted(by_lr), best[a.name])
+                if nxt is not None and round_ < extensions:
+                    more.append((a, nxt, seed, adamw_lr))
+            if not more:
+                break
+            self.map(more)
         return best
 
     def seeds(self, arms: Sequence[Arm], best: dict[str, float], seeds: Sequence[int],

@@ -486,19 +486,44 @@ def mismatch_numbers(res: dict) -> dict[str, str]:
             seeds = ", ".join(f"{v:.4f}" for v in cell[p, f]["final_per_seed"])
             cells.append(f"{cell[p, f]['final_mean']:.4f} ({seeds})")
         rows.append(f"{name[p]} & " + " & ".join(cells) + " \\\\")
-    parts = []
+    parts, hurt = [], []
     for p in ("adamw", "muon"):
         same, other = cell[p, p], cell[p, "muon" if p == "adamw" else "adamw"]
         d = other["final_mean"] - same["final_mean"]
         noise = max(same["spread"], other["spread"])
+        if d > noise:
+            hurt.append(name[p])
         parts.append(f"after {name[p]} pretraining, fine-tuning with {name[other['finetune']]} "
                      f"instead of {name[p]} changes the held-out loss by ${d:+.4f}$ "
                      + ("(within the seed spread)" if abs(d) <= noise else
                         f"(seed spread ${noise:.4f}$)"))
-    best = min(res["table"], key=lambda t: t["final_mean"])
     joined = "; ".join(parts)
-    sent = (joined[0].upper() + joined[1:] + f". The best pair is {name[best['pretrain']]} "
-            f"$\\rightarrow$ {name[best['finetune']]}.")
+    sent = joined[0].upper() + joined[1:] + ". "
+    if hurt:
+        sent += ("As in Moonlight's Table 6, switching optimizers hurts after "
+                 + " and after ".join(hurt) + " pretraining. ")
+    else:
+        sent += ("Unlike Moonlight's Table 6, where the matched pairs score best, switching "
+                 "optimizers hurts in neither direction here. ")
+    gain = [cell["adamw", f]["final_mean"] - cell["muon", f]["final_mean"]
+            for f in ("adamw", "muon")]
+    if min(gain) > 0:
+        sent += (f"The pretraining optimizer matters more: Muon-pretrained checkpoints end "
+                 f"{min(gain):.3f}--{max(gain):.3f} below AdamW-pretrained ones whichever "
+                 "optimizer fine-tunes. ")
+    best, second = sorted(res["table"], key=lambda t: t["final_mean"])[:2]
+
+    def pair(t: dict) -> str:
+        return f"{name[t['pretrain']]} $\\rightarrow$ {name[t['finetune']]}"
+
+    if second["final_mean"] - best["final_mean"] <= max(best["spread"], second["spread"]):
+        sent += f"The best pair, {pair(best)}, is within the seed spread of {pair(second)}."
+    else:
+        sent += f"The best pair is {pair(best)}."
+    edge = [t for t in res["table"] if t.get("best_lr_at_grid_edge")]
+    if edge:
+        sent += (f" {len(edge)} of the four fine-tuning rates {'sits' if len(edge) == 1 else 'sit'}"
+                 " at an edge of their grid after one extension.")
     return {"MismatchPre": str(res["pretrain_steps"]), "MismatchFt": str(res["finetune_steps"]),
             "MismatchHeldOut": ", ".join(w.replace("_", " ") for w in res["held_out"]),
             "MismatchRows": "\n".join(rows), "MismatchSentence": sent}

@@ -289,3 +289,24 @@ def test_budget_end_to_end(corpus, tmp_path, monkeypatch):
     assert rows["muon-jordan"]["orthogonalization_vs_jordan"] == 1.0
     assert rows["band-4"]["matmuls"] == 4 and rows["muon-jordan"]["matmuls"] == 15
     assert "text" in res["train"]["headline"] and (out / "loss_vs_matmuls.png").exists()
+
+
+@pytest.mark.parametrize("extensions, tried", [(0, [0.01, 0.02]), (1, [0.01, 0.02, 0.04]),
+                                               (3, [0.01, 0.02, 0.04, 0.08, 0.16])])
+def test_grid_extends_while_the_best_sits_on_an_edge(extensions, tried):
+    from experiments import compare_optimizers as co
+
+    sw = object.__new__(co.Sweep)  # no process pool: map is replaced by a loss of the lr
+    sw.runs = []
+
+    def fake_map(jobs):  # lowest loss at lr 0.08, so the upper edge keeps winning until 0.16
+        res = [{"arm": a.name, "lr": lr, "seed": s, "val": [[1, abs(np.log2(lr / 0.08))]]}
+               for a, lr, s, _ in jobs]
+        sw.runs += res
+        return res
+
+    sw.map = fake_map
+    arm = co.Arm("a", "adamw", (0.01, 0.02), ())
+    best = sw.grid([arm], 0, None, extensions=extensions)
+    assert sorted(r["lr"] for r in sw.runs) == tried
+    assert best["a"] == min(tried, key=lambda lr: abs(np.log2(lr / 0.08)))

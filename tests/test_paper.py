@@ -247,7 +247,18 @@ class TestNumbers:
         assert v["MismatchRows"].count("\\\\") == 2
         assert "by $+0.1000$ (seed spread" in v["MismatchSentence"]
         assert v["MismatchSentence"].startswith("After AdamW pretraining, fine-tuning with Muon")
-        assert "Muon $\\rightarrow$ Muon" in v["MismatchSentence"]
+        assert "The best pair is Muon $\\rightarrow$ Muon." in v["MismatchSentence"]
+        assert "switching optimizers hurts after AdamW and after Muon pretraining" \
+            in v["MismatchSentence"]
+        assert "end 0.050--0.200 below AdamW-pretrained" in v["MismatchSentence"]
+        mis["table"][1]["final_mean"] = 1.99  # AdamW -> Muon now helps
+        mis["table"][2]["final_mean"] = 1.905  # Muon -> AdamW within the spread of Muon -> Muon
+        mis["table"][1]["best_lr_at_grid_edge"] = True
+        s = numbers.mismatch_numbers(mis)["MismatchSentence"]
+        assert "hurts in neither direction" in s
+        assert "1 of the four fine-tuning rates sits at an edge" in s
+        # Muon -> Muon 1.9 and Muon -> AdamW 1.905 differ by less than their spread 0.01
+        assert "The best pair, Muon $\\rightarrow$ Muon, is within the seed spread of Muon" in s
 
     def test_budget_numbers(self):
         designs = {"delta": 0.35, "budgets": [6, 9, 15],
