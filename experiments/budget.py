@@ -1,6 +1,6 @@
 """How few matmuls does Muon need?  Band-designed short schedules against training quality.
 
-    python -m experiments.budget --preset cpu --jobs 2 --threads 1   # train: about 1 h, 2 cores
+    python -m experiments.budget --preset cpu --jobs 2 --threads 1   # about 1.5 h on 2 cores
 
 Parts (``--parts``, default all):
 
@@ -21,6 +21,9 @@ Parts (``--parts``, default all):
   seeds at the best; AdamW and Muon
   jordan (15 products) are the family sweep's runs, reused (same ``--runs``).
   -> ``results/budget/summary.json`` (one row per schedule), ``loss_vs_matmuls.png``.
+- ``seeds``: Jordan, the headline design and the next cheaper one at their best rates with
+  ``EXTRA_SEEDS`` more seeds; each design's difference to Jordan with a Welch 95% interval.
+  -> ``results/budget/more_seeds.json``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ TRAIN_BUDGETS = (4, 6, 9, 12)
 #: Jordan's 0.02 and 0.04 tie in the family sweep (1.5497 vs 1.5501); the sweep engine adds a
 #: third rate past whichever edge wins.
 GRID = (0.02, 0.04)
+#: Seeds the ``seeds`` part adds to the headline's neighbours and Jordan (three could not
+#: separate band-9 from Jordan).
+EXTRA_SEEDS = (3, 4, 5)
 
 
 def _coverage_of(sched, delta: float) -> float | None:
@@ -153,14 +159,20 @@ def orthogonalization_times(methods: list, repeat: int = 15) -> tuple[list[float
         torch.set_num_threads(threads)
 
 
-def part_train(args: argparse.Namespace) -> dict:
-    designs = json.loads((Path(args.out) / "designs.json").read_text())
+def train_arms(args: argparse.Namespace, designs: dict) -> list[co.Arm]:
+    """AdamW and Muon jordan as the family sweep runs them (so their runs are shared), then
+    Muon under each trained budget's designed schedule."""
     common = ("--weight-decay", str(family.WD_MUON), "--adamw-weight-decay", str(family.WD_ADAMW),
               "--track-qk", "--snapshots", ",".join(map(str, family.snapshots(args))))
     fam_arms = {a.name: a for a in family.arms(args)}
-    arms = [fam_arms["adamw"], fam_arms["muon-jordan"]]
-    arms += [co.Arm(r["name"], "muon", GRID, ("--schedule", r["schedule_file"], *common))
-             for r in designs["designed"] if r["matmuls"] in TRAIN_BUDGETS]
+    return [fam_arms["adamw"], fam_arms["muon-jordan"]] + [
+        co.Arm(r["name"], "muon", GRID, ("--schedule", r["schedule_file"], *common))
+        for r in designs["designed"] if r["matmuls"] in TRAIN_BUDGETS]
+
+
+def part_train(args: argparse.Namespace) -> dict:
+    designs = json.loads((Path(args.out) / "designs.json").read_text())
+    arms = train_arms(args, designs)
     ns = argparse.Namespace(**{**vars(args), "out": args.out})
     runs, adamw_lr = co.run_arms(ns, arms, [0, 1, 2])
     summary = co.finish(ns, runs, extra={"muon_adamw_lr": adamw_lr})
@@ -196,6 +208,60 @@ def part_train(args: argparse.Namespace) -> dict:
     plot(res, Path(args.out) / "loss_vs_matmuls.png")
     print(res["headline"]["text"])
     return res
+
+
+def part_seeds(args: argparse.Namespace) -> dict:
+    """More seeds where three cannot decide: Jordan, the headline design and the next cheaper
+    one, each at its best rate, seeds ``EXTRA_SEEDS`` beside the train part's 0-2; each
+    design's mean difference to Jordan with a Welch 95% interval."""
+    from scipy import stats
+
+    out = Path(args.out)
+    summary = json.loads((out / "summary.json").read_text())
+    designs = json.loads((out / "designs.json").read_text())
+    arms = {a.name: a for a in train_arms(args, designs)}
+    rows = {r["name"]: r for r in summary["rows"]}
+    names = ["muon-jordan", *neighbours(summary)]
+    with co.Sweep(args) as sw:
+        runs = sw.map([(arms[n], rows[n]["best_lr"], s, summary["muon_adamw_lr"])
+                       for n in names for s in EXTRA_SEEDS])
+    finals = {n: rows[n]["final_val_loss"] + [r["val"][-1][1] for r in sorted(
+        (r for r in runs if r["arm"] == n), key=lambda r: r["seed"])] for n in names}
+    table = []
+    for n in names:
+        v = finals[n]
+        row = {"name": n, "matmuls": rows[n]["matmuls"], "lr": rows[n]["best_lr"],
+               "seeds": [0, 1, 2, *EXTRA_SEEDS], "final_val_loss": v,
+               "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}
+        if n != "muon-jordan":
+            test = stats.ttest_ind(v, finals["muon-jordan"], equal_var=False)
+            ci = test.confidence_interval(0.95)
+            row |= {"diff_to_jordan": row["mean"] - float(np.mean(finals["muon-jordan"])),
+                    "diff_ci95": [float(ci.low), float(ci.high)],
+                    "welch_p": float(test.pvalue)}
+        table.append(row)
+    res = {**provenance(), "table": table,
+           "runs": [{k: v for k, v in r.items() if k != "_cfg"} for r in runs]}
+    write_json(out / "more_seeds.json", res)
+    for r in table:
+        extra = ("" if "diff_ci95" not in r else
+                 f"; minus Jordan {r['diff_to_jordan']:+.4f}, 95% CI [{r['diff_ci95'][0]:+.4f}, "
+                 f"{r['diff_ci95'][1]:+.4f}], Welch p = {r['welch_p']:.2f}")
+        print(f"{r['name']:<12} {len(r['final_val_loss'])} seeds: {r['mean']:.4f} "
+              f"+- {r['std']:.4f} (std){extra}")
+    return res
+
+
+def neighbours(summary: dict) -> list[str]:
+    """The headline design and the next cheaper trained one (without a headline: the most
+    expensive design), the pair whose order the budget question turns on."""
+    designs = sorted((r for r in summary["rows"] if r["name"] != "muon-jordan"),
+                     key=lambda r: r["matmuls"])
+    cap = summary["headline"]["matmuls"]
+    if cap is None:
+        return [designs[-1]["name"]]
+    cheaper = [r["name"] for r in designs if r["matmuls"] < cap]
+    return [summary["headline"]["schedule"], *cheaper[-1:]]
 
 
 def headline(rows: list[dict]) -> dict:
@@ -246,7 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
     ap.add_argument("--steps", type=int, help="override the preset's steps (tests)")
-    ap.add_argument("--parts", default="design,train")
+    ap.add_argument("--parts", default="design,train,seeds")
     ap.add_argument("--runs", default="runs/family", help="shared with experiments.family, "
                                                           "whose AdamW and jordan runs it reuses")
     ap.add_argument("--out", default="results/budget")
@@ -257,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    parts = {"design": part_design, "train": part_train}
+    parts = {"design": part_design, "train": part_train, "seeds": part_seeds}
     return {p: parts[p](args) for p in args.parts.split(",")}
 
 

@@ -439,7 +439,8 @@ STUDIES = {
            "python -m experiments.family --parts lm,stall; python -m experiments.bench_lm_step"),
     "Entropy": (("entropy/summary.json",), "python -m experiments.family --parts entropy"),
     "Mismatch": (("mismatch/summary.json",), "python -m experiments.family --parts mismatch"),
-    "Budget": (("budget/summary.json",), "python -m experiments.budget --parts train"),
+    "Budget": (("budget/summary.json", "budget/more_seeds.json"),
+               "python -m experiments.budget --parts train,seeds"),
 }
 
 

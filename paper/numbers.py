@@ -560,7 +560,7 @@ def budget_design_numbers(designs: dict) -> dict[str, str]:
             "BudgetSharedFifteen": f"{shared:.3f}" if shared is not None else "--"}
 
 
-def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
+def budget_numbers(designs: dict, summary: dict, more: dict) -> dict[str, str]:
     """Section 7, training (experiments/budget.py --parts train)."""
     align = _budget_alignment(designs)
     align["muon-jordan"] = align["jordan"]
@@ -577,7 +577,26 @@ def budget_numbers(designs: dict, summary: dict) -> dict[str, str]:
                     f"{r['orthogonalization_vs_jordan']:.2f} \\\\")
     return {"BudgetRows": "\n".join(rows),
             "BudgetHeadline": tex_text(summary["headline"]["text"]) + ".",
-            "BudgetBelow": budget_below_sentence(summary), "BudgetSteps": str(summary["steps"])}
+            "BudgetBelow": budget_below_sentence(summary), "BudgetSteps": str(summary["steps"]),
+            "BudgetMoreSeeds": budget_seeds_sentence(more)}
+
+
+def budget_seeds_sentence(more: dict) -> str:
+    """The ``seeds`` part: each design beside the headline against Jordan with every seed,
+    read through the Welch 95% interval of the difference of means."""
+    jordan, designs = more["table"][0], more["table"][1:]
+    parts = []
+    for r in designs:
+        lo, hi = r["diff_ci95"]
+        lean = "worse" if r["diff_to_jordan"] > 0 else "better"
+        verdict = (f"{lean} than Jordan's" if not lo <= 0 <= hi else
+                   f"not separated from Jordan's at 95\\%, leaning {lean}"
+                   if r["welch_p"] < 0.1 else "not distinguishable from Jordan's")
+        p = "p < 0.01" if r["welch_p"] < 0.01 else f"p = {r['welch_p']:.2f}"
+        parts.append(f"\\texttt{{{r['name']}}} ends ${r['diff_to_jordan']:+.4f}$ from Jordan "
+                     f"(95\\% Welch interval $[{lo:+.4f}, {hi:+.4f}]$, ${p}$): {verdict}")
+    return (f"With {len(jordan['final_val_loss'])} seeds each (\\texttt{{--parts seeds}}), "
+            + "; ".join(parts) + ".")
 
 
 def budget_below_sentence(summary: dict) -> str:
@@ -651,7 +670,8 @@ def main(argv: list[str] | None = None) -> Path:
         "Entropy": lambda: entropy_numbers(load("entropy/summary.json")),
         "Mismatch": lambda: mismatch_numbers(load("mismatch/summary.json")),
         "Budget": lambda: budget_numbers(load("budget/designs.json"),
-                                         load("budget/summary.json")),
+                                         load("budget/summary.json"),
+                                         load("budget/more_seeds.json")),
     }
     todo = pending(res)
     switches = []

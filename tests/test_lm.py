@@ -268,6 +268,7 @@ def test_budget_end_to_end(corpus, tmp_path, monkeypatch):
 
     monkeypatch.setattr(budget, "BUDGETS", (4, 6))
     monkeypatch.setattr(budget, "GRID", (0.02,))
+    monkeypatch.setattr(budget, "EXTRA_SEEDS", (3,))
     monkeypatch.setattr(family, "GRID_ADAMW", (1e-3,))
     monkeypatch.setattr(family, "GRID_MUON", (0.02,))
     out = tmp_path / "budget"
@@ -289,6 +290,28 @@ def test_budget_end_to_end(corpus, tmp_path, monkeypatch):
     assert rows["muon-jordan"]["orthogonalization_vs_jordan"] == 1.0
     assert rows["band-4"]["matmuls"] == 4 and rows["muon-jordan"]["matmuls"] == 15
     assert "text" in res["train"]["headline"] and (out / "loss_vs_matmuls.png").exists()
+    more = json.loads((out / "more_seeds.json").read_text())["table"]
+    assert more[0]["name"] == "muon-jordan"
+    assert [r["name"] for r in more[1:]] == budget.neighbours(summary)
+    for r in more:  # the train part's three seeds and the extra one
+        assert r["final_val_loss"][:3] == rows[r["name"]]["final_val_loss"]
+        assert len(r["final_val_loss"]) == 4 and r["seeds"] == [0, 1, 2, 3]
+    for r in more[1:]:
+        lo, hi = r["diff_ci95"]
+        assert lo <= r["diff_to_jordan"] <= hi and 0 <= r["welch_p"] <= 1
+
+
+def test_budget_neighbours_are_the_headline_and_the_next_cheaper_design():
+    from experiments import budget
+
+    rows = [{"name": n, "matmuls": m} for n, m in
+            (("band-4", 4), ("band-6", 6), ("band-9", 9), ("band-12", 12), ("muon-jordan", 15))]
+    s = {"rows": rows, "headline": {"schedule": "band-12", "matmuls": 12}}
+    assert budget.neighbours(s) == ["band-12", "band-9"]
+    s["headline"] = {"schedule": "band-4", "matmuls": 4}
+    assert budget.neighbours(s) == ["band-4"]
+    s["headline"] = {"schedule": None, "matmuls": None}
+    assert budget.neighbours(s) == ["band-12"]
 
 
 @pytest.mark.parametrize("extensions, tried", [(0, [0.01, 0.02]), (1, [0.01, 0.02, 0.04]),

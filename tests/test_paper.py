@@ -271,7 +271,20 @@ class TestNumbers:
                                 for m in (6, 9, 15)],
                    "references": [{"name": "jordan", "real_matrices": {
                        "g": {"nuclear_alignment": 0.88, "sigma_max": 1.1}}}]}
-        v = numbers.budget_numbers(designs, TINY_BUDGET)
+        more = {"table": [{"name": "muon-jordan", "final_val_loss": [1.5] * 6},
+                          {"name": "band-9", "diff_to_jordan": 0.004,
+                           "diff_ci95": [-0.002, 0.01], "welch_p": 0.2},
+                          {"name": "band-7", "diff_to_jordan": 0.008,
+                           "diff_ci95": [-0.0003, 0.016], "welch_p": 0.06},
+                          {"name": "band-6", "diff_to_jordan": 0.05,
+                           "diff_ci95": [0.04, 0.06], "welch_p": 0.001}]}
+        v = numbers.budget_numbers(designs, TINY_BUDGET, more)
+        assert v["BudgetMoreSeeds"].startswith("With 6 seeds each")
+        assert "band-9} ends $+0.0040$ from Jordan (95\\% Welch interval $[-0.0020, +0.0100]$, " \
+            "$p = 0.20$): not distinguishable" in v["BudgetMoreSeeds"]
+        assert "$p = 0.06$): not separated from Jordan's at 95\\%, leaning worse;" \
+            in v["BudgetMoreSeeds"]
+        assert "$p < 0.01$): worse than Jordan's." in v["BudgetMoreSeeds"]
         assert v["BudgetRows"].count("\\\\") == 3 and "$\\times$" in v["BudgetHeadline"]
         assert "& 0.750 &" in v["BudgetRows"]  # band-6: alignment 0.9 per sigma_max 1.2
         # band-6 (1.55-1.57) is the next cheaper one, all its seeds above Jordan's 1.52
