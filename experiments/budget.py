@@ -1,6 +1,6 @@
 """How few matmuls does Muon need?  Band-designed short schedules against training quality.
 
-    python -m experiments.budget --preset cpu --jobs 2 --threads 1   # about 1.5 h on 2 cores
+    python -m experiments.budget --preset cpu --jobs 2 --threads 1   # about 2 h on 2 cores
 
 Parts (``--parts``, default all):
 
