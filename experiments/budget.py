@@ -58,6 +58,8 @@ TRAIN_BUDGETS = (4, 6, 9, 12)
 #: Jordan's 0.02 and 0.04 tie in the family sweep (1.5497 vs 1.5501); the sweep engine adds a
 #: third rate past whichever edge wins.
 GRID = (0.02, 0.04)
+#: Seeds of the train part: the best rate is chosen on the first.
+TRAIN_SEEDS = (0, 1, 2)
 #: Seeds the ``seeds`` part adds to the headline's neighbours and Jordan (three could not
 #: separate band-9 from Jordan).
 EXTRA_SEEDS = (3, 4, 5)
@@ -174,7 +176,7 @@ def part_train(args: argparse.Namespace) -> dict:
     designs = json.loads((Path(args.out) / "designs.json").read_text())
     arms = train_arms(args, designs)
     ns = argparse.Namespace(**{**vars(args), "out": args.out})
-    runs, adamw_lr = co.run_arms(ns, arms, [0, 1, 2])
+    runs, adamw_lr = co.run_arms(ns, arms, TRAIN_SEEDS)
     summary = co.finish(ns, runs, extra={"muon_adamw_lr": adamw_lr})
     table = {t["arm"]: t for t in summary["table"]}
     rows = []
@@ -212,7 +214,7 @@ def part_train(args: argparse.Namespace) -> dict:
 
 def part_seeds(args: argparse.Namespace) -> dict:
     """More seeds where three cannot decide: Jordan, the headline design and the next cheaper
-    one, each at its best rate, seeds ``EXTRA_SEEDS`` beside the train part's 0-2; each
+    one, each at its best rate, seeds ``EXTRA_SEEDS`` beside the train part's ``TRAIN_SEEDS``; each
     design's mean difference to Jordan with a Welch 95% interval."""
     from scipy import stats
 
@@ -231,7 +233,7 @@ def part_seeds(args: argparse.Namespace) -> dict:
     for n in names:
         v = finals[n]
         row = {"name": n, "matmuls": rows[n]["matmuls"], "lr": rows[n]["best_lr"],
-               "seeds": [0, 1, 2, *EXTRA_SEEDS], "final_val_loss": v,
+               "seeds": [*TRAIN_SEEDS, *EXTRA_SEEDS], "final_val_loss": v,
                "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}
         if n != "muon-jordan":
             test = stats.ttest_ind(v, finals["muon-jordan"], equal_var=False)
@@ -252,16 +254,20 @@ def part_seeds(args: argparse.Namespace) -> dict:
     return res
 
 
+def cheaper_than_headline(summary: dict) -> list[dict]:
+    """The trained designs with fewer products than the headline's (all of them when no
+    design made the headline), cheapest first."""
+    cap = summary["headline"].get("matmuls") or float("inf")
+    return sorted((r for r in summary["rows"]
+                   if r["name"] != "muon-jordan" and r["matmuls"] < cap),
+                  key=lambda r: r["matmuls"])
+
+
 def neighbours(summary: dict) -> list[str]:
     """The headline design and the next cheaper trained one (without a headline: the most
     expensive design), the pair whose order the budget question turns on."""
-    designs = sorted((r for r in summary["rows"] if r["name"] != "muon-jordan"),
-                     key=lambda r: r["matmuls"])
-    cap = summary["headline"]["matmuls"]
-    if cap is None:
-        return [designs[-1]["name"]]
-    cheaper = [r["name"] for r in designs if r["matmuls"] < cap]
-    return [summary["headline"]["schedule"], *cheaper[-1:]]
+    best = summary["headline"]["schedule"]
+    return [*([best] if best else []), *[r["name"] for r in cheaper_than_headline(summary)[-1:]]]
 
 
 def headline(rows: list[dict]) -> dict:

@@ -276,7 +276,7 @@ class Sweep:
                 by_lr = {r["lr"]: [r] for r in self.runs
                          if arm_of(r) == a.name and r["seed"] == seed}
                 best[a.name] = best_lr(by_lr)
-                nxt = _extend(sorted(by_lr), best[a.name])
+                nxt = _extend(list(by_lr), best[a.name])
                 if nxt is not None and round_ < extensions:
                     more.append((a, nxt, seed, adamw_lr))
             if not more:

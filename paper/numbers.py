@@ -19,6 +19,7 @@ import sympy
 import torch
 
 import msign
+from experiments.budget import cheaper_than_headline
 from experiments.convergence import blew_up
 from msign import design, get_schedule
 from msign.design import taylor_ns
@@ -523,7 +524,7 @@ def mismatch_numbers(res: dict) -> dict[str, str]:
     edge = [t for t in res["table"] if t.get("best_lr_at_grid_edge")]
     if edge:
         sent += (f" {len(edge)} of the four fine-tuning rates {'sits' if len(edge) == 1 else 'sit'}"
-                 " at an edge of their grid after one extension.")
+                 " at an edge of the extended grid.")
     return {"MismatchPre": str(res["pretrain_steps"]), "MismatchFt": str(res["finetune_steps"]),
             "MismatchHeldOut": ", ".join(w.replace("_", " ") for w in res["held_out"]),
             "MismatchRows": "\n".join(rows), "MismatchSentence": sent}
@@ -604,15 +605,13 @@ def budget_below_sentence(summary: dict) -> str:
     is from Jordan's worst seed (and whether its seeds overlap Jordan's), and the loss gap of
     each cheaper one to Jordan's mean."""
     hi = summary["headline"]["jordan_range"][1]
-    rows = summary["rows"]
-    jordan = next(r for r in rows if r["name"] == "muon-jordan")
-    cap = summary["headline"].get("matmuls") or float("inf")
-    below = sorted((r for r in rows if r["name"] != "muon-jordan" and r["matmuls"] < cap),
-                   key=lambda r: r["matmuls"])
+    jordan = next(r for r in summary["rows"] if r["name"] == "muon-jordan")
+    below = cheaper_than_headline(summary)
     if not below:
         return ""
     nxt, v = below[-1], below[-1]["final_val_loss"]
-    lead = "The next cheaper design" if cap < float("inf") else "The most expensive design"
+    lead = ("The next cheaper design" if summary["headline"].get("matmuls")
+            else "The most expensive design")
     s = (f"{lead}, \\texttt{{{nxt['name']}}} ({nxt['matmuls']} products), has mean "
          f"{nxt['final_val_mean']:.4f}, {nxt['final_val_mean'] - hi:+.4f} from Jordan's worst "
          f"seed ({hi:.4f})")
