@@ -6,9 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from msign.optim import Layout
-from msign.optim.groups import infer_layout
-from msign.optim.layout import infer, shape_scale
+from msign.optim import Layout, Muon, infer_layout
+from msign.optim.layout import shape_scale
 
 
 @st.composite
@@ -87,16 +86,20 @@ class TestChecks:
         with pytest.raises(exc):
             Layout(**kw)
 
-    def test_infer_legacy_options(self):
-        assert infer((12, 4), split=3).split == (4, 4, 4)
-        assert infer((3, 5, 4), batch_matrices=True) == Layout.experts()
-        assert infer((8, 3, 3, 3)) == Layout.conv(4)
+    def test_split_option_and_shape_inference(self):
+        def layout_of(shape, **group):
+            p = nn.Parameter(torch.zeros(shape))
+            return Muon([{"params": [p], **group}]).param_groups[0]["layouts"][0]
+
+        assert layout_of((12, 4), split=3).split == (4, 4, 4)
+        assert infer_layout((3, 5, 4)) == Layout.experts()
+        assert infer_layout((8, 3, 3, 3)) == Layout.conv(4)
         with pytest.raises(ValueError, match="split must be a positive int"):
-            infer((12, 4), split=0)
+            layout_of((12, 4), split=0)
         with pytest.raises(ValueError, match="does not divide"):
-            infer((10, 4), split=3)
-        with pytest.raises(ValueError, match="kernel"):
-            infer((8, 3, 3, 3), batch_matrices=True)
+            layout_of((10, 4), split=3)
+        with pytest.raises(TypeError, match="batch_matrices.*removed.*layout=Layout"):
+            layout_of((8, 3, 3, 3), batch_matrices=True)
 
 
 def test_inference_by_module():
@@ -106,10 +109,10 @@ def test_inference_by_module():
             self.nf = nf
             self.weight = nn.Parameter(torch.zeros(nx, nf))
 
-    assert infer_layout(Conv1D(12, 4), "weight", (4, 12)) == Layout.transposed()
-    assert infer_layout(nn.Conv2d(3, 8, 3), "weight", (8, 3, 3, 3)) == Layout.conv(4)
-    assert infer_layout(nn.Linear(3, 4), "weight", (4, 3)) == Layout.linear()
-    assert infer_layout(nn.Module(), "gate_up_proj", (4, 96, 32)) == Layout.experts()
+    assert infer_layout((4, 12), Conv1D(12, 4)) == Layout.transposed()
+    assert infer_layout((8, 3, 3, 3), nn.Conv2d(3, 8, 3)) == Layout.conv(4)
+    assert infer_layout((4, 3), nn.Linear(3, 4)) == Layout.linear()
+    assert infer_layout((4, 96, 32), nn.Module()) == Layout.experts()
 
 
 def test_conv_scale_against_keller_jordan():

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import msign
-from msign.optim import Muon, muon_param_groups
+from msign.optim import Layout, Muon, infer_layout, muon_param_groups
 
 JORDAN = (3.4445, -4.7750, 2.0315)
 
@@ -36,7 +36,7 @@ def test_equals_torch_rule_in_float64(adjust):
     Ws = [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
     params = [nn.Parameter(W.clone()) for W in Ws]
     opt = Muon(params, lr=0.05, momentum=0.9, weight_decay=0.1, msign="jordan",
-               msign_dtype=torch.float64, adjust_lr=adjust)
+               msign_dtype=torch.float64, adjust_lr_fn=adjust)
     bufs = [torch.zeros_like(W) for W in Ws]
     for _ in range(4):
         grads = [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
@@ -66,7 +66,7 @@ def test_matches_torch_optim_muon_bf16(nesterov):
     ours = [nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
     ref = [nn.Parameter(p.detach().clone()) for p in ours]
     o1 = Muon(ours, lr=0.02, momentum=0.95, nesterov=nesterov, weight_decay=0.1,
-              msign="jordan", msign_dtype=torch.bfloat16, adjust_lr="original",
+              msign="jordan", msign_dtype=torch.bfloat16, adjust_lr_fn="original",
               msign_gemm="native")
     o2 = torch.optim.Muon(ref, lr=0.02, momentum=0.95, nesterov=nesterov, weight_decay=0.1,
                           adjust_lr_fn="original")
@@ -162,9 +162,8 @@ def test_conv_flatten_split_and_batch():
     conv = nn.Parameter(torch.zeros(8, 3, 3, 3, dtype=torch.float64))
     qkv = nn.Parameter(torch.zeros(12, 4, dtype=torch.float64))
     heads = nn.Parameter(torch.zeros(3, 5, 4, dtype=torch.float64))
-    opt = Muon([{"params": [conv]}, {"params": [qkv], "split": 3},
-                {"params": [heads], "batch_matrices": True}],
-               lr=1.0, msign="svd", msign_dtype=torch.float64, adjust_lr="unscaled")
+    opt = Muon([{"params": [conv]}, {"params": [qkv], "split": 3}, {"params": [heads]}],
+               lr=1.0, msign="svd", msign_dtype=torch.float64, adjust_lr_fn="unscaled")
     for p in (conv, qkv, heads):
         p.grad = torch.randn(p.shape, dtype=torch.float64)
     opt.step()
@@ -269,7 +268,8 @@ def test_schedule_and_callable_msign():
 @pytest.mark.parametrize(
     "kwargs,exc,match",
     [({"lr": -1.0}, ValueError, "lr"), ({"momentum": 1.0}, ValueError, "momentum"),
-     ({"adjust_lr": "sqrt"}, ValueError, "adjust_lr"), ({"msign": "nope"}, ValueError, "nope"),
+     ({"adjust_lr_fn": "sqrt"}, ValueError, "adjust_lr_fn"),
+     ({"msign": "nope"}, ValueError, "nope"),
      ({"msign": 3}, TypeError, "msign"), ({"nonfinite": "ignore"}, ValueError, "nonfinite"),
      ({"msign_dtype": "int8"}, ValueError, "msign_dtype")],
 )
@@ -304,3 +304,84 @@ def test_heads_score_and_top_level_fc_go_to_adamw():
     muon, adamw = muon_param_groups(ResNetish())
     assert [n for n, _ in muon["params"]] == ["conv.weight"]
     assert "fc.weight" in [n for n, _ in adamw["params"]]
+
+
+def _one_step(opt, params, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype)
+    before = [p.detach().clone() for p in params]
+    opt.step()
+    return [p.detach() - b for p, b in zip(params, before, strict=True)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Linear(8, 16, bias=False),
+    lambda: nn.ParameterDict({"experts": nn.Parameter(torch.zeros(4, 16, 8))}),
+    lambda: nn.Conv2d(3, 8, 3, bias=False),
+    lambda: nn.Conv3d(2, 4, (3, 1, 2), bias=False),
+], ids=["2-D", "3-D", "conv2d", "conv3d"])
+def test_bare_parameters_and_groups_give_identical_updates(make):
+    # One layout rule: Muon(model.parameters()) and Muon(muon_param_groups(model)) agree.
+    updates = []
+    for build in (lambda m: m.parameters(), muon_param_groups):
+        torch.manual_seed(0)
+        model = make().double()
+        if isinstance(model, nn.ParameterDict):
+            model["experts"].data.normal_()
+        opt = Muon(build(model), lr=0.1, msign="svd", msign_dtype=torch.float64)
+        updates.append(_one_step(opt, list(model.parameters())))
+    for a, b in zip(*updates, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_3d_parameter_is_a_batch_and_conv1d_is_known_by_its_module():
+    conv = nn.Conv1d(8, 16, 3, bias=False).double()
+    w = conv.weight
+    bare = Muon([w], msign="svd", msign_dtype=torch.float64)
+    assert bare.param_groups[0]["layouts"] == [Layout.experts()]  # no module: a batch
+    (grouped,) = muon_param_groups(conv)
+    assert grouped["layouts"] == [Layout.conv(3)]
+    updates = []
+    for params in ([{"params": [w], "layout": infer_layout(w.shape, conv)}], [grouped]):
+        w.data = torch.ones_like(w) * 0.1
+        updates.append(_one_step(Muon(params, lr=0.1, msign="svd",
+                                      msign_dtype=torch.float64), [w])[0])
+    assert torch.equal(updates[0], updates[1])
+
+
+@pytest.mark.parametrize("default,own", [
+    ({"msign": "jordan"}, {"ns_coefficients": (2.0, -1.5, 0.5)}),
+    ({"ns_coefficients": (2.0, -1.5, 0.5)}, {"msign": "jordan"}),
+])
+def test_a_groups_orthogonalizer_overrides_the_default(default, own):
+    torch.manual_seed(0)
+    starts = [torch.randn(6, 4, dtype=torch.float64) for _ in range(2)]
+    grads = [torch.randn(6, 4, dtype=torch.float64) for _ in range(2)]
+    kw = {"lr": 0.1, "msign_dtype": torch.float64}
+
+    def step(opt, params, gs):
+        for p, gr in zip(params, gs, strict=True):
+            p.grad = gr.clone()
+        opt.step()
+        return [p.detach().clone() for p in params]
+
+    a, b = (nn.Parameter(s.clone()) for s in starts)
+    mixed = step(Muon([{"params": [a], **own}, {"params": [b]}], **default, **kw), [a, b],
+                 grads)
+    for start, gr, spec, got in ((starts[0], grads[0], own, mixed[0]),
+                                 (starts[1], grads[1], default, mixed[1])):
+        q = nn.Parameter(start.clone())
+        assert torch.equal(step(Muon([q], **spec, **kw), [q], [gr])[0], got)
+    with pytest.raises(ValueError, match="not both"):
+        Muon([{"params": [a], "msign": "svd", "ns_coefficients": (2.0, -1.5, 0.5)}])
+
+
+def test_every_rule_option_is_a_muon_keyword():
+    import inspect
+
+    from msign.optim import rules
+
+    keywords = set(inspect.signature(Muon).parameters)
+    assert set(rules.rule_options()) <= keywords
+    assert {r.slot for r in rules.RULES} == {"momentum", "post", "decay"}

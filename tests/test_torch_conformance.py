@@ -650,7 +650,7 @@ def test_argument_errors_name_the_argument():
     p = [Parameter(torch.randn(3, 3))]
     with pytest.raises(TypeError, match="iterable of Tensors or dicts"):
         Muon(p[0])
-    with pytest.raises(ValueError, match="adjust_lr=None is ambiguous"):
+    with pytest.raises(TypeError, match="'adjust_lr' was removed; use adjust_lr_fn"):
         Muon(p, adjust_lr=None)
     with pytest.raises(ValueError, match="not both"):
         Muon(p, msign="jordan", ns_coefficients=(3.4445, -4.775, 2.0315))
@@ -660,8 +660,12 @@ def test_argument_errors_name_the_argument():
         Muon([{"params": p, "split": 0}])
     with pytest.raises(ValueError, match="steps"):
         Muon(p, ns_steps=0)
-    with pytest.raises(ValueError, match="disagree"):
+    with pytest.raises(TypeError, match="'msign_steps' was removed; use ns_steps"):
         Muon(p, ns_steps=3, msign_steps=4)
+    with pytest.raises(TypeError, match="'msign_steps' was removed; use ns_steps"):
+        Muon([{"params": p, "msign_steps": 4}])
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        Muon(p, nesterow=True)
     # torch's adjust_lr_fn=None means "original" here too
     a = Muon(p, adjust_lr_fn=None)
     assert a.param_groups[0]["adjust_lr_fn"] is None

@@ -1,8 +1,9 @@
 """The Muon optimizer with any msign method, its parameter layouts and parameter groups."""
 
 from .groups import muon_param_groups
-from .layout import Layout
+from .layout import Layout, infer_layout
 from .muon import TORCH_MUON_DEFAULTS, Muon
 from .qk_clip import Heads, qk_clip
 
-__all__ = ["Muon", "muon_param_groups", "Layout", "TORCH_MUON_DEFAULTS", "qk_clip", "Heads"]
+__all__ = ["Muon", "muon_param_groups", "Layout", "infer_layout", "TORCH_MUON_DEFAULTS",
+           "qk_clip", "Heads"]

@@ -15,11 +15,10 @@ Routing, in order (first match wins; patterns are fnmatch patterns on the full n
    ``muon=["*.gate.weight"]``;
 6. every other parameter with >= 2 dimensions -> Muon.
 
-Layouts (:class:`msign.optim.Layout`), decided here once: ``nn.Linear`` (out, in);
-``nn.Conv1d/2d/3d`` flattened to (out, in * k...); transformers' ``Conv1D`` (recognized by
-its class name and ``nf`` attribute, without importing transformers) stored (in, out); 3-D
-expert stacks (``*Experts`` modules, or any 3-D parameter) as batches of (out, in)
-matrices; ``layouts={pattern: Layout}`` overrides any of them by name.
+Layouts (:class:`msign.optim.Layout`) are decided here once, by the same rule as for bare
+parameters (:func:`msign.optim.layout.infer_layout`), with each parameter's module known:
+so a ``nn.Conv1d`` weight is flattened like any conv while another 3-D parameter is a batch
+of (out, in) matrices; ``layouts={pattern: Layout}`` overrides any of them by name.
 """
 
 from __future__ import annotations
@@ -30,31 +29,13 @@ from typing import Any
 
 from torch import nn
 
-from .layout import Layout
+from .layout import Layout, infer_layout
 
-__all__ = ["muon_param_groups", "HEAD_NAMES", "TOP_HEAD_NAMES", "ROUTER_NAMES", "infer_layout"]
+__all__ = ["muon_param_groups", "HEAD_NAMES", "TOP_HEAD_NAMES", "ROUTER_NAMES"]
 
 HEAD_NAMES = ("lm_head", "classifier", "score", "fc_out")
 TOP_HEAD_NAMES = ("head", "fc", "output")
 ROUTER_NAMES = ("gate", "router", "shared_expert_gate")
-
-
-def _is_conv1d_transposed(mod: nn.Module) -> bool:
-    # transformers.pytorch_utils.Conv1D: weight (nx, nf) used as x @ W, so stored (in, out).
-    return type(mod).__name__ == "Conv1D" and hasattr(mod, "nf")
-
-
-def infer_layout(mod: nn.Module, pname: str, shape: Sequence[int]) -> Layout:
-    """The layout of parameter ``pname`` of module ``mod`` (see the module docstring)."""
-    if _is_conv1d_transposed(mod) and pname == "weight" and len(shape) == 2:
-        return Layout.transposed()
-    if isinstance(mod, nn.modules.conv._ConvNd):
-        return Layout.conv(len(shape))
-    if len(shape) == 3:
-        return Layout.experts()
-    if len(shape) == 2:
-        return Layout.linear()
-    return Layout.conv(len(shape))
 
 
 def _match(name: str, patterns: Sequence[str]) -> bool:
@@ -97,14 +78,14 @@ def muon_param_groups(model: nn.Module, *, muon: Sequence[str] = (), adamw: Sequ
     """
     layouts = dict(layouts or {})
     embed_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    owner: dict[int, tuple[nn.Module, str]] = {}
+    owner: dict[int, nn.Module] = {}
     special: set[int] = set()
     for mod_name, mod in model.named_modules():
         last = mod_name.split(".")[-1]
         is_head = last in head_names or (mod_name == last and last in top_head_names)
         is_router = type(mod).__name__.endswith("Router") or last in router_names
-        for pname, p in mod.named_parameters(recurse=False):
-            owner.setdefault(id(p), (mod, pname))
+        for _, p in mod.named_parameters(recurse=False):
+            owner.setdefault(id(p), mod)
             if is_head or is_router:
                 special.add(id(p))
     groups: dict[bool, dict[str, list]] = {True: {"params": [], "layouts": []},
@@ -120,9 +101,9 @@ def muon_param_groups(model: nn.Module, *, muon: Sequence[str] = (), adamw: Sequ
             use = p.dim() >= 2 and id(p) not in embed_ids and id(p) not in special
         groups[use]["params"].append((name, p))
         if use:
-            mod, pname = owner[id(p)]
+            mod = owner[id(p)]
             lay = next((lay for pat, lay in layouts.items() if fnmatch.fnmatchcase(name, pat)),
-                       None) or infer_layout(mod, pname, p.shape)
+                       None) or infer_layout(p.shape, mod)
             lay.check(p.shape, name)
             groups[use]["layouts"].append(lay)
     return [{**groups[u], "use_muon": u} for u in (True, False) if groups[u]["params"]]

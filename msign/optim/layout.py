@@ -33,8 +33,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-__all__ = ["Layout", "shape_scale", "ADJUST_MODES"]
+__all__ = ["Layout", "shape_scale", "infer_layout", "ADJUST_MODES"]
 
 #: learning-rate shape scale modes; torch.optim.Muon's adjust_lr_fn=None is "original".
 ADJUST_MODES = ("original", "match_rms_adamw", "unscaled")
@@ -211,35 +212,40 @@ class Layout:
         return y.reshape(permuted).permute(inverse)
 
 
-def infer(shape: Sequence[int], *, batch_matrices: bool = False, split: int = 1,
-          name: str = "parameter") -> Layout:
-    """The layout of a parameter known only by its shape (and the legacy group options).
+def _is_transposed_conv1d(module: nn.Module) -> bool:
+    # transformers.pytorch_utils.Conv1D: weight (nx, nf) used as x @ W, so stored (in, out);
+    # recognized by class name and attribute so that msign never imports transformers.
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
 
-    2-D: (out, in).  3-D with ``batch_matrices=True``: a batch of matrices (E, out, in).
-    Other >2-D: conv-like, flattened to (out, in * ...).  ``split=k``: k equal blocks along
-    out.  ``batch_matrices`` on a >3-D parameter is refused: it would orthogonalize each
-    kernel slice (e.g. 3x3) of a conv weight, which is never what is meant.
+
+def infer_layout(shape: Sequence[int], module: nn.Module | None = None) -> Layout:
+    """The layout of a parameter of ``shape``, owned by ``module`` where that is known.
+
+    The one rule of both ``Muon(model.parameters())`` and ``Muon(muon_param_groups(model))``:
+
+    - transformers' ``Conv1D`` weight: (in, out) storage;
+    - a ``nn.Conv1d/2d/3d`` weight: flattened to (out, in * k...);
+    - 2-D: (out, in);
+    - 3-D: a batch of (out, in) matrices (MoE expert stacks are the 3-D parameters people
+      train; a ``nn.Conv1d`` weight is 3-D too, and is recognized by its module only);
+    - 4-D and more: conv-like, flattened to (out, in * ...).
+
+    Examples
+    --------
+    >>> infer_layout((8, 96, 32)) == Layout.experts()
+    True
+    >>> infer_layout((16, 8, 3), nn.Conv1d(8, 16, 3)) == Layout.conv(3)
+    True
     """
-    if isinstance(split, bool) or not isinstance(split, int) or split < 1:
-        raise ValueError(f"split must be a positive int (number of equal row blocks); "
-                         f"got {split!r} for {name}")
     if len(shape) < 2:
-        raise ValueError(f"Muon needs parameters with >= 2 dimensions; {name} has shape "
+        raise ValueError(f"Muon needs parameters with >= 2 dimensions; got shape "
                          f"{tuple(shape)} (put it in a use_muon=False group)")
-    if batch_matrices and len(shape) > 3:
-        raise ValueError(f"batch_matrices=True on {name} of shape {tuple(shape)} would "
-                         "orthogonalize each trailing 2-D slice (a conv kernel); give a "
-                         "Layout instead, e.g. Layout.conv(ndim) to flatten it")
+    if module is not None and _is_transposed_conv1d(module) and len(shape) == 2:
+        return Layout.transposed()
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return Layout.conv(len(shape))
     if len(shape) == 2:
-        lay = Layout.linear()
-    elif batch_matrices:
-        lay = Layout.experts()
-    else:
-        lay = Layout.conv(len(shape))
-    if split > 1:
-        _, rows, _ = lay._sizes(shape)
-        if rows % split:
-            raise ValueError(f"split={split} does not divide the {rows} out rows of {name} "
-                             f"(shape {tuple(shape)})")
-        lay = Layout(lay.out_axes, lay.in_axes, split=(rows // split,) * split)
-    return lay
+        return Layout.linear()
+    if len(shape) == 3:
+        return Layout.experts()
+    return Layout.conv(len(shape))

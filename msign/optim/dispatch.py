@@ -1,0 +1,99 @@
+"""From full momentum updates to scaled orthogonalized ones, on the rank that owns them.
+
+Each Muon parameter's step is one :class:`Work`.  :func:`orthogonalize` cuts the updates
+into the (B, out, in) blocks of their layouts, buckets blocks of one shape, dtype and
+method, runs each bucket through the engine (looped or batched as
+:func:`msign.iterate.loops_over_batch` decides), applies the block scales and the group's
+post-rule (NorMuon), and reassembles each parameter.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..api import apply_method
+from ..iterate import loops_over_batch
+from ..registry import Method
+from .layout import Layout
+
+__all__ = ["Work", "orthogonalize"]
+
+
+@dataclass
+class Work:
+    """One Muon parameter's part of a step."""
+
+    group: dict[str, Any]
+    param: torch.Tensor
+    layout: Layout
+    scales: list[float]  # the shape scale of each block
+    method: Method | Callable
+    steps: int | None
+    post: Any | None  # the group's post-rule (rules.NorMuon) or None
+    post_state: torch.Tensor | None  # its state (e.g. NorMuon's v), read by the owner
+
+    @property
+    def uniform(self) -> bool:
+        """One scale for the whole parameter: it goes into the step's alpha, as torch does,
+        so that 2-D steps equal torch.optim.Muon's bit for bit; otherwise the owner applies
+        each block's scale."""
+        return len(set(self.scales)) == 1 and self.post is None
+
+    @property
+    def cost(self) -> float:
+        """FLOPs-like cost of its orthogonalization, for dealing owners."""
+        return float(sum(b * min(o, i) ** 2 * max(o, i)
+                         for b, o, i in self.layout.matrix_shapes(self.param.shape)))
+
+
+def _run(method: Method | Callable, mats: list[torch.Tensor], w: Work) -> list[torch.Tensor]:
+    g = w.group
+    if mats[0].numel() == 0:  # 0-size parameters: nothing to orthogonalize
+        return [torch.zeros_like(m) for m in mats]
+    if not isinstance(method, Method):
+        return [torch.stack([method(x).to(m.dtype) for x in m]) for m in mats]
+    if loops_over_batch(mats[0].device, sum(m.shape[0] for m in mats)):
+        return [apply_method(m, method, w.steps, g["msign_dtype"], gemm=g["msign_gemm"])
+                for m in mats]
+    stacked = apply_method(torch.cat(mats), method, w.steps, g["msign_dtype"],
+                           gemm=g["msign_gemm"])
+    return list(stacked.split([m.shape[0] for m in mats]))
+
+
+def orthogonalize(work: list[tuple[Work, torch.Tensor]]
+                  ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Full updates -> (s * msign per block, the post-rule's new state or None)."""
+    blocks = [w.layout.to_blocks(u) for w, u in work]
+    buckets: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
+    for k, (w, _) in enumerate(work):
+        g = w.group
+        for b, blk in enumerate(blocks[k]):
+            key = (tuple(blk.shape[1:]), blk.dtype, blk.device, id(w.method), w.steps,
+                   g["msign_dtype"], g["msign_gemm"])
+            buckets[key].append((k, b))
+    out: list[list[torch.Tensor | None]] = [[None] * len(bl) for bl in blocks]
+    for members in buckets.values():
+        first = work[members[0][0]][0]
+        res = _run(first.method, [blocks[k][b] for k, b in members], first)
+        for (k, b), r in zip(members, res, strict=True):
+            out[k][b] = r
+    results = []
+    for (w, _), xs in zip(work, out, strict=True):
+        shape = w.param.shape
+        if w.uniform:
+            results.append((w.layout.from_blocks(xs, shape), None))
+            continue
+        xs = [x * s for x, s in zip(xs, w.scales, strict=True)]
+        state = None
+        if w.post is not None:
+            state = w.post_state.clone()
+            pieces = state.split([x.shape[0] * x.shape[1] for x in xs])
+            xs = [w.post.apply(x, vp.view(x.shape[:2]), w.group)
+                  for x, vp in zip(xs, pieces, strict=True)]
+        results.append((w.layout.from_blocks(xs, shape), state))
+    return results
