@@ -385,3 +385,24 @@ def test_every_rule_option_is_a_muon_keyword():
     keywords = set(inspect.signature(Muon).parameters)
     assert set(rules.rule_options()) <= keywords
     assert {r.slot for r in rules.RULES} == {"momentum", "post", "decay"}
+
+
+def test_a_state_dict_saved_before_the_rules_redesign_loads_and_continues():
+    # tests/data/muon_state_before_rules.pt: written by the optimizer of commit f2c02dc (before
+    # msign/optim/rules.py held NorMuon and cautious decay as rules): the model and optimizer
+    # after 3 steps, and the model after 2 more steps of that code.
+    from pathlib import Path
+
+    saved = torch.load(Path(__file__).parent / "data" / "muon_state_before_rules.pt")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    model.load_state_dict(saved["model"])
+    opt = Muon(muon_param_groups(model), lr=0.02, msign="jordan", msign_dtype=torch.float64,
+               weight_decay=0.1, normuon_beta2=0.95, cautious_weight_decay=True)
+    opt.load_state_dict(saved["opt"])
+    for _ in range(2):
+        opt.zero_grad()
+        model(saved["x"]).square().mean().backward()
+        opt.step()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, saved["after_two_more"][k]), k
