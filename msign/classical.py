@@ -33,7 +33,7 @@ NEWTON_UNSCALE_BELOW = 1e-2
 QDWH_CHOLESKY_BELOW_C = 100.0
 MAX_ITERATIONS = 100
 #: QDWH: end with one Newton-Schulz polish step, as jax does.  Measured
-#: (experiments/qdwh_polish.py, results/qdwh_polish/cpu.json): in fp32 it lowers max |s - 1|
+#: (experiments/matrix/qdwh_polish.py, results/qdwh_polish/cpu.json): in fp32 it lowers max |s - 1|
 #: by a median 15% (11 of 12 matrices), distance to the polar factor unchanged; no effect in
 #: fp64.  Two products against 4-6 factorizations.
 QDWH_POLISH = True

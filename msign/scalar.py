@@ -25,7 +25,7 @@ input by a relative ``rel`` (the earlier, optimistic model); :func:`noise_band` 
 each step an absolute perturbation of the singular values, ``cu`` times the size of the
 step's terms sum_j |c_j| ||X||^(2j+1) (a GEMM's rounding error scales with its operands'
 norms, so small singular values move by about u ||X||, not by u times themselves;
-``experiments/rounding_model.py`` measures the constant).
+``experiments/matrix/rounding_model.py`` measures the constant).
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ def noise_band(schedule: Schedule | str, lower: float = 1e-3, cu: float = 2.0**-
     """Rigorous band of singular values when rounding moves each by up to ``cu * ||X||``.
 
     Model (issue: "a bf16 model that scales with ||X||"; measured by
-    ``experiments/rounding_model.py``): storing X_0 = G / nu, and every step x -> p(x), add
+    ``experiments/matrix/rounding_model.py``): storing X_0 = G / nu, and every step x -> p(x), add
     to each singular value a delta with |delta| <= cu ||X||_2, ``cu = c u`` with u the unit
     round-off and c measured.  A GEMM's error scales with its operands' norms, so a small
     singular value moves by about u ||X||, not by u times itself (the relative model of

@@ -375,7 +375,7 @@ SCHEDULES: dict[str, Schedule] = {
             source="msign.design.polar_express(lower=1e-3, steps=8, degree=5, safety=1, "
             "noise=2**-7): each step minimax on the interval widened by the bf16 noise model "
             "of msign.scalar.noise_band at c = 2 (above the largest c = 1.2 measured by "
-            "experiments/rounding_model.py); certified bounded under that model up to c = 2",
+            "experiments/matrix/rounding_model.py); certified bounded under that model up to c = 2",
         ),
         Schedule(
             [
@@ -386,14 +386,14 @@ SCHEDULES: dict[str, Schedule] = {
             ],
             name="band-12",
             source="msign.design.coverage(matmuls=12, delta=0.35, noise=2**-7) "
-            "(experiments/budget.py, results/budget/schedules/band-12.json): four quintic "
+            "(experiments/lm/budget.py, results/budget/schedules/band-12.json): four quintic "
             "steps, 12 products, certified band [0.661, 1.339] on [0.00195, 1] with each "
             "step's top designed against the bf16 noise model; the fewest products whose "
             "Shakespeare-GPT loss is within Jordan's seed range (results/budget/summary.json)",
         ),
     ]
 }
-# The Gram-side variants (experiments/gram.py, results/gram/cpu.json): restarting every 2
+# The Gram-side variants (experiments/matrix/gram.py, results/gram/cpu.json): restarting every 2
 # steps is the longest interval that stayed finite in bf16 on every test and captured matrix
 # (3 and more blew up on power-law spectra and real gradients).  Wide matrices only.
 for _s in [SCHEDULES["jordan"], SCHEDULES["polar-express"]]:

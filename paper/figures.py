@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import msign  # noqa: E402
-from experiments.compare_optimizers import arm_of  # noqa: E402
+from experiments.common.matrices import SCHEDULED  # noqa: E402
+from experiments.lm.compare_optimizers import arm_of  # noqa: E402
 from msign import get_schedule  # noqa: E402
 from msign.iterate import iterate, normalize  # noqa: E402
 from msign.scalar import band  # noqa: E402
@@ -33,7 +34,7 @@ plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7,
 # One colour per method in every figure.
 COLORS = {"cubic": "C0", "quintic": "C1", "jordan": "C3", "you": "C4", "polar-express": "C2",
           "polar-express-bf16": "C9", "newton": "C5", "qdwh": "C7", "svd": "k", "adamw": "k"}
-MAPS = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-express-bf16"]
+MAPS = SCHEDULED  # the studies' schedules
 
 
 def _legend_below(fig: plt.Figure, ax: plt.Axes, ncol: int = 3) -> None:
@@ -436,11 +437,11 @@ def arm_of_row(t: dict) -> str:
 STUDIES = {
     "LM": (("lm_family/summary.json", "lm_family/adamw_stall.json",
             "optimizer/lm_step_cpu.json"),
-           "python -m experiments.family --parts lm,stall; python -m experiments.bench_lm_step"),
-    "Entropy": (("entropy/summary.json",), "python -m experiments.family --parts entropy"),
-    "Mismatch": (("mismatch/summary.json",), "python -m experiments.family --parts mismatch"),
+           "python -m experiments.lm.family --parts lm,stall; python -m experiments.bench.lm_step"),
+    "Entropy": (("entropy/summary.json",), "python -m experiments.lm.family --parts entropy"),
+    "Mismatch": (("mismatch/summary.json",), "python -m experiments.lm.family --parts mismatch"),
     "Budget": (("budget/summary.json", "budget/more_seeds.json"),
-               "python -m experiments.budget --parts train,seeds"),
+               "python -m experiments.lm.budget --parts train,seeds"),
 }
 
 

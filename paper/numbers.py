@@ -19,8 +19,8 @@ import sympy
 import torch
 
 import msign
-from experiments.budget import cheaper_than_headline
-from experiments.convergence import blew_up
+from experiments.common.matrices import blew_up
+from experiments.lm.budget import cheaper_than_headline
 from msign import design, get_schedule
 from msign.design import taylor_ns
 from msign.iterate import schedule_flops
@@ -62,7 +62,8 @@ def _upper(v: float) -> str:
 
 
 def schedule_numbers(table: dict) -> dict[str, str]:
-    """Table 1 (experiments/schedule_table.py): certified error, model upper end, bf16 runs."""
+    """Table 1 (experiments/matrix/schedule_table.py): certified error, model upper end, bf16
+    runs."""
     rows = {r["schedule"]: r for r in table["rows"]}
     lines = []
     for name in SCHEDULE_ROWS:
@@ -127,7 +128,7 @@ def derivation_numbers() -> dict[str, str]:
 
 
 def rounding_numbers(res: dict) -> dict[str, str]:
-    """Section 3 (experiments/rounding_model.py): the measured constants and the models."""
+    """Section 3 (experiments/matrix/rounding_model.py): the measured constants and the models."""
     models = {m["schedule"]: m for m in res["models"]}
     inside = sum(m["final_sigmas_inside_absolute_model"] for m in res["models"])
     finite = sum(m["finite_runs"] for m in res["models"])
@@ -252,7 +253,7 @@ def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
 
 
 def precision_numbers(res: dict) -> dict[str, str]:
-    """Normalization study (experiments/precision.py): blow-ups by the one rule, and what the
+    """Normalization study (experiments/matrix/precision.py): blow-ups by the one rule, and what the
     Schatten-4 normalization does to each metric."""
     rows = res["rows"]
 
@@ -348,8 +349,8 @@ def qk_clip_sentence(summary: dict) -> str:
 
 
 def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]:
-    """Section 6: the fair comparison (experiments/family.py part lm), the stalled AdamW seed
-    (part stall) and the interleaved step-time benchmark (experiments/bench_lm_step.py)."""
+    """Section 6: the fair comparison (experiments/lm/family.py part lm), the stalled AdamW seed
+    (part stall) and the interleaved step-time benchmark (experiments/bench/lm_step.py)."""
     table = {t["arm"]: t for t in summary["table"]}
     adamw = table["adamw"]
     run = summary["runs"][0]
@@ -441,7 +442,7 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
 
 
 def entropy_numbers(res: dict) -> dict[str, str]:
-    """Singular-value entropy (experiments/family.py part entropy)."""
+    """Singular-value entropy (experiments/lm/family.py part entropy)."""
     frac = res["fraction_above_adamw"]
     last = max(res["steps"])
     by_group = {t["group"]: t["fraction_above_adamw"] for t in res["table"]
@@ -477,7 +478,7 @@ def _entropy_sentence(res: dict, frac: dict, verdict: str, lo_group: str, lo: fl
 
 
 def mismatch_numbers(res: dict) -> dict[str, str]:
-    """Pretrain -> fine-tune optimizer mismatch (experiments/family.py part mismatch)."""
+    """Pretrain -> fine-tune optimizer mismatch (experiments/lm/family.py part mismatch)."""
     cell = {(t["pretrain"], t["finetune"]): t for t in res["table"]}
     name = {"adamw": "AdamW", "muon": "Muon"}
     rows = []
@@ -541,7 +542,7 @@ def _budget_alignment(designs: dict) -> dict[str, float]:
 
 
 def budget_design_numbers(designs: dict) -> dict[str, str]:
-    """Section 7, designs (experiments/budget.py --parts design)."""
+    """Section 7, designs (experiments/lm/budget.py --parts design)."""
     d15 = next(d for d in designs["designed"] if d["matmuls"] == 15)
     small = min(designs["designed"], key=lambda d: d["matmuls"])
     big = max(designs["designed"], key=lambda d: d["matmuls"])
@@ -562,7 +563,7 @@ def budget_design_numbers(designs: dict) -> dict[str, str]:
 
 
 def budget_numbers(designs: dict, summary: dict, more: dict) -> dict[str, str]:
-    """Section 7, training (experiments/budget.py --parts train)."""
+    """Section 7, training (experiments/lm/budget.py --parts train)."""
     align = _budget_alignment(designs)
     align["muon-jordan"] = align["jordan"]
     rows = []

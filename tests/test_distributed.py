@@ -12,7 +12,7 @@ from gloo import run
 from torch import nn
 
 import msign
-from experiments.model import GPT, GPTConfig
+from experiments.lm.model import GPT, GPTConfig
 from msign.optim import Muon, muon_param_groups
 
 STEPS = 3

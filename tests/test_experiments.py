@@ -3,7 +3,7 @@
 import json
 import sys
 
-from experiments import convergence
+from experiments.matrix import convergence
 
 
 def test_convergence_tiny(tmp_path, monkeypatch):
@@ -22,7 +22,7 @@ def test_convergence_tiny(tmp_path, monkeypatch):
 
 
 def test_precision_tiny(tmp_path):
-    from experiments import precision
+    from experiments.matrix import precision
 
     res = precision.main(["--dtypes", "fp64,bf16", "--size", "8x16", "--gradients", "",
                           "--out", str(tmp_path / "p.json")])
@@ -37,7 +37,7 @@ def test_precision_tiny(tmp_path):
 
 
 def test_gram_tiny(tmp_path):
-    from experiments import gram
+    from experiments.matrix import gram
 
     res = gram.main(["--size", "8x32", "--gradients", "", "--big", "64", "--repeat", "1",
                      "--out", str(tmp_path / "g.json")])

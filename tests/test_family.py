@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.model import GPT, GPTConfig
+from experiments.lm.model import GPT, GPTConfig
 from msign.exact import svd_msign
 from msign.optim import Heads, Layout, Muon, qk_clip
 

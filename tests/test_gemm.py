@@ -6,7 +6,7 @@ import scipy.stats
 import torch
 
 import msign
-from experiments.convergence import families
+from experiments.common.matrices import families
 from msign import metrics
 from msign.gemm import EMULATED, NATIVE, native_half_is_slow, resolve_gemm
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import data, train_lm
+from experiments.lm import data, train_lm
 
 
 def tiny_corpus(root):
@@ -111,7 +111,7 @@ def test_lr_schedule():
 
 
 def test_sweep_tiny(corpus, tmp_path):
-    from experiments import compare_optimizers
+    from experiments.lm import compare_optimizers
 
     s = compare_optimizers.main([
         "--preset", "smoke", "--steps", "8", "--adamw-lrs", "1e-3,3e-3", "--muon-lrs", "0.02",
@@ -138,7 +138,8 @@ def test_sweep_tiny(corpus, tmp_path):
 
 
 def test_capture_tiny(corpus, tmp_path):
-    from experiments import capture, convergence
+    from experiments.common.matrices import captured
+    from experiments.lm import capture
 
     out = capture.main(["--preset", "smoke", "--steps", "2,4", "--cache", str(corpus),
                         "--out", str(tmp_path / "g.npz")])
@@ -149,12 +150,12 @@ def test_capture_tiny(corpus, tmp_path):
         assert not np.array_equal(z["blocks.0.qkv.weight/step2/momentum"],
                                   z["blocks.0.qkv.weight/step4/momentum"])
     assert "blocks.1.fc.weight/step2/momentum" in keys and g.shape == (192, 64)
-    mats = convergence.captured(str(out))
+    mats = captured(str(out))
     assert len(mats) == 8 and all(v.dtype == torch.float64 for v in mats.values())
 
 
 def test_steps_to_reach_interpolates_between_evaluations():
-    from experiments.compare_optimizers import steps_to_reach
+    from experiments.lm.compare_optimizers import steps_to_reach
 
     curve = [[100, 3.0], [200, 2.0], [300, 1.0]]
     assert steps_to_reach(curve, 1.5) == 250.0  # halfway between the evaluations
@@ -163,7 +164,7 @@ def test_steps_to_reach_interpolates_between_evaluations():
 
 
 def test_best_lr_is_chosen_on_the_seeds_every_lr_has():
-    from experiments.compare_optimizers import analyse
+    from experiments.lm.compare_optimizers import analyse
 
     def run(lr, seed, final):
         return {"optimizer": "muon", "msign": "jordan", "lr": lr, "seed": seed,
@@ -178,7 +179,7 @@ def test_best_lr_is_chosen_on_the_seeds_every_lr_has():
 
 
 def test_muon_fractions_against_the_adamw_mean_and_its_best_single_run():
-    from experiments.compare_optimizers import analyse, best_single_run, markdown
+    from experiments.lm.compare_optimizers import analyse, best_single_run, markdown
 
     def run(opt, lr, seed, curve):
         return {"optimizer": opt, "msign": "jordan" if opt == "muon" else None, "lr": lr,
@@ -238,7 +239,7 @@ def test_mismatch_splits(corpus):
 
 
 def test_family_end_to_end(corpus, tmp_path, monkeypatch):
-    from experiments import family
+    from experiments.lm import family
 
     monkeypatch.setattr(family, "GRID_ADAMW", (1e-3, 3e-3))
     monkeypatch.setattr(family, "GRID_MUON", (0.02,))
@@ -264,7 +265,7 @@ def test_family_end_to_end(corpus, tmp_path, monkeypatch):
 
 
 def test_budget_end_to_end(corpus, tmp_path, monkeypatch):
-    from experiments import budget, family
+    from experiments.lm import budget, family
 
     monkeypatch.setattr(budget, "BUDGETS", (4, 6))
     monkeypatch.setattr(budget, "GRID", (0.02,))
@@ -302,7 +303,7 @@ def test_budget_end_to_end(corpus, tmp_path, monkeypatch):
 
 
 def test_budget_neighbours_are_the_headline_and_the_next_cheaper_design():
-    from experiments import budget
+    from experiments.lm import budget
 
     rows = [{"name": n, "matmuls": m} for n, m in
             (("band-4", 4), ("band-6", 6), ("band-9", 9), ("band-12", 12), ("muon-jordan", 15))]
@@ -317,7 +318,7 @@ def test_budget_neighbours_are_the_headline_and_the_next_cheaper_design():
 @pytest.mark.parametrize("extensions, tried", [(0, [0.01, 0.02]), (1, [0.01, 0.02, 0.04]),
                                                (3, [0.01, 0.02, 0.04, 0.08, 0.16])])
 def test_grid_extends_while_the_best_sits_on_an_edge(extensions, tried):
-    from experiments import compare_optimizers as co
+    from experiments.lm import compare_optimizers as co
 
     sw = object.__new__(co.Sweep)  # no process pool: map is replaced by a loss of the lr
     sw.runs = []

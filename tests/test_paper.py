@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import compare_optimizers, rounding_model
-from experiments.convergence import run_classical, run_schedule_steps
+from experiments.lm import compare_optimizers
+from experiments.matrix import rounding_model
+from experiments.matrix.convergence import run_classical, run_schedule_steps
 from msign import get_schedule
 from paper import figures, numbers
 
@@ -316,7 +317,7 @@ class TestNumbers:
         out = numbers.main(["--results", str(res), "--out", str(tmp_path / "n.tex")])
         text = out.read_text()
         assert "\\StudyBudgetfalse" in text and "\\newcommand{\\BudgetRows}" not in text
-        assert "experiments.budget --parts train" in text
+        assert "experiments.lm.budget --parts train" in text
         assert "pending: Budget" in capsys.readouterr().err
         tex = "a \\ifStudyX b\\else c\\fi{} d \\ifStudyX{} e\\fi."
         assert typeset(tex, {"X": True}) == "a  b{} d {} e."

@@ -1,6 +1,6 @@
 """Save real gradient and momentum matrices of the Shakespeare GPT for the convergence study.
 
-    python -m experiments.capture --preset cpu --steps 10,300 [--out results/gradients/cpu.npz]
+    python -m experiments.lm.capture --preset cpu --steps 10,300 [--out results/gradients/cpu.npz]
 
 Trains with Muon (polar-express) and, after the optimizer step at each listed step, stores
 the gradient and the Muon momentum buffer of two hidden matrices, the first block's qkv
@@ -21,7 +21,7 @@ from msign.optim import Muon, muon_param_groups
 
 from . import data
 from .model import GPT
-from .train_lm import PRESETS
+from .presets import PRESETS
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -1,6 +1,6 @@
 """Gram-side iteration for wide matrices: accuracy per restart interval, FLOPs and time.
 
-    python -m experiments.gram [--device cpu] [--out results/gram/cpu.json]
+    python -m experiments.matrix.gram [--device cpu] [--out results/gram/cpu.json]
 
 For each schedule and restart interval (``None`` = never re-form X) this runs the Gram-side
 iteration (msign.iterate.iterate_gram) beside the standard one on the same normalized input:
@@ -23,7 +23,7 @@ from msign.bench import interleaved_ratios
 from msign.iterate import gram_flops, iterate, iterate_gram, normalize, schedule_flops
 from msign.results import provenance, write_json
 
-from .convergence import blew_up, captured, families, finite_errors
+from ..common.matrices import blew_up, captured, families, finite_errors
 
 STUDIED = ["jordan", "polar-express", "polar-express-bf16"]
 RESTARTS = [None, 2, 3, 4]

@@ -1,7 +1,7 @@
 """The Muon family on the Shakespeare GPT: the fair LM comparison, the AdamW stall, singular-
 value entropy and the pretrain -> fine-tune optimizer mismatch.  One resumable command:
 
-    python -m experiments.family --preset cpu --jobs 2 --threads 1   # about 3 h on 2 cores
+    python -m experiments.lm.family --preset cpu --jobs 2 --threads 1   # about 3 h on 2 cores
 
 Parts (``--parts``, default all, in this order; every run is a resumable train_lm directory
 under ``--runs``, so an interrupted command continues where it stopped):
@@ -30,7 +30,7 @@ import torch
 from msign.results import provenance, write_json
 
 from . import compare_optimizers as co
-from . import train_lm
+from .presets import PRESETS
 
 GRID_ADAMW = (2e-3, 4e-3, 8e-3)
 GRID_MUON = (0.02, 0.04, 0.08)
@@ -47,7 +47,7 @@ QK_TAU = 50.0
 
 
 def steps_of(args: argparse.Namespace) -> int:
-    return args.steps or train_lm.PRESETS[args.preset]["steps"]
+    return args.steps or PRESETS[args.preset]["steps"]
 
 
 def snapshots(args: argparse.Namespace) -> list[int]:
@@ -280,7 +280,7 @@ PARTS = {"lm": part_lm, "stall": part_stall, "entropy": part_entropy,
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     ap.add_argument("--steps", type=int, help="override the preset's steps (tests)")
     ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--runs", default="runs/family")

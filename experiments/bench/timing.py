@@ -1,6 +1,7 @@
 """Time per call of every msign method vs torch.optim.Muon's Newton-Schulz and the matmul rate.
 
-    python -m experiments.timing [--device cuda] [--dtype bf16] [--out results/timing/NAME.json]
+    python -m experiments.bench.timing [--device cuda] [--dtype bf16] \
+        [--out results/timing/NAME.json]
 
 The full shape list of the study (square, 1:4, 1:8, batched stacks); the measurement and
 its ratios are :func:`msign.bench.run` (also ``python -m msign bench`` for a quick look).

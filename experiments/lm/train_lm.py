@@ -1,6 +1,6 @@
 """Train the byte-level GPT on Shakespeare with AdamW or a Muon variant (any msign method).
 
-    python -m experiments.train_lm --optimizer muon --msign polar-express --lr 0.02 \
+    python -m experiments.lm.train_lm --optimizer muon --msign polar-express --lr 0.02 \
         --preset cpu --seed 0 --out runs/muon-pe [--normuon-beta2 0.95] [--cautious-wd] \
         [--qk-clip 100]
 
@@ -32,22 +32,9 @@ from msign.gemm import GEMM_MODES
 from msign.optim import Muon, muon_param_groups, qk_clip
 
 from . import data
-from .model import GPT, GPTConfig
+from .model import GPT
+from .presets import PRESETS
 
-PRESETS = {
-    "smoke": {"model": GPTConfig(block=64, layers=2, heads=2, d_model=64), "batch": 8,
-              "steps": 40, "eval_every": 20, "eval_batches": 4, "warmup": 4},
-    # 1.29M parameters; about 0.6 s a step on one thread, so a run of 800 steps takes about
-    # 8 minutes and two run side by side on 2 cores (--jobs 2 --threads 1).
-    "cpu": {"model": GPTConfig(block=128, layers=4, heads=4, d_model=160), "batch": 32,
-            "steps": 800, "eval_every": 100, "eval_batches": 16, "warmup": 50},
-    # The scale check: 2.7M parameters, 2000 steps (8.2M tokens), about 1.3 s a step on one
-    # thread; run for AdamW and one Muon at the cpu sweep's best learning rates.
-    "cpu-long": {"model": GPTConfig(block=128, layers=6, heads=4, d_model=192), "batch": 32,
-                 "steps": 2000, "eval_every": 200, "eval_batches": 16, "warmup": 100},
-    "gpu": {"model": GPTConfig(block=512, layers=12, heads=12, d_model=768), "batch": 64,
-            "steps": 5000, "eval_every": 250, "eval_batches": 40, "warmup": 250},
-}
 # What a run is: a checkpoint may only be continued by a command that agrees on all of these.
 IDENTITY = ("optimizer", "msign", "schedule", "lr", "adamw_lr", "weight_decay",
             "adamw_weight_decay", "normuon_beta2", "cautious_wd", "qk_clip", "grad_clip",

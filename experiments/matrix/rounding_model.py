@@ -1,6 +1,6 @@
 """How large is bf16 rounding in each step, and which model of it holds?
 
-    python -m experiments.rounding_model [--size 256x512] [--repeats 3]
+    python -m experiments.matrix.rounding_model [--size 256x512] [--repeats 3]
 
 Each step of a schedule computes X' = p(X) from the bf16 iterate X.  This study runs the
 engine in bf16 one step at a time (native and emulated products), computes P = p(X) exactly
@@ -35,7 +35,7 @@ from msign.gemm import resolve_gemm
 from msign.iterate import iterate, normalize
 from msign.results import provenance, write_json
 
-from .convergence import captured, families
+from ..common.matrices import captured, families
 
 U_BF16 = 2.0**-8
 STUDIED = ["jordan", "you", "polar-express", "polar-express-bf16", "pe-s1", "cubic"]

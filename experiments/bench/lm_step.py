@@ -1,6 +1,6 @@
 """Whole training steps of the Shakespeare GPT, AdamW against Muon variants, interleaved.
 
-    python -m experiments.bench_lm_step [--preset cpu] [--threads 1] [--rounds 7]
+    python -m experiments.bench.lm_step [--preset cpu] [--threads 1] [--rounds 7]
 
 The sweeps' wall clocks come from runs that shared cores, so their ratios are rough.  This
 times forward, backward and optimizer step of the preset's model on random bytes (time
@@ -21,8 +21,8 @@ from tqdm import tqdm
 from msign.optim import Muon, muon_param_groups
 from msign.results import provenance, write_json
 
-from .model import GPT
-from .train_lm import PRESETS
+from ..lm.model import GPT
+from ..lm.presets import PRESETS
 
 ARMS = {
     "adamw": None,

@@ -1,6 +1,6 @@
 """Does QDWH's final Newton-Schulz polish step (jax.lax.linalg.qdwh has one) help?
 
-    python -m experiments.qdwh_polish [--out results/qdwh_polish/cpu.json]
+    python -m experiments.matrix.qdwh_polish [--out results/qdwh_polish/cpu.json]
 
 Runs msign.classical.qdwh with and without ``polish`` in fp32 and fp64 on tall, square and
 wide matrices with geometric spectra (kappa 1e1, 1e3, 1e6) and on Gaussians, and records

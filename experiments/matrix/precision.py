@@ -1,6 +1,6 @@
 """Precision study: where each schedule ends in fp64/fp32/(tf32)/fp16/bf16, and which break.
 
-    python -m experiments.precision [--device cpu] [--dtypes fp64,fp32,fp16,bf16]
+    python -m experiments.matrix.precision [--device cpu] [--dtypes fp64,fp32,fp16,bf16]
 
 For every schedule, precision and normalization it runs the full schedule on test matrices
 (Gaussian, prescribed spectra, low rank + noise, real captured gradients) and records the
@@ -8,7 +8,7 @@ final max |sigma - 1|, the distance to the SVD polar factor, the largest singula
 along the way, and a verdict:
 
 - ``blow-up``: a non-finite iterate or a singular value above 2 at the end (the rule of
-  every study, ``experiments.convergence.blew_up``);
+  every study, ``experiments.common.matrices.blew_up``);
 - ``stall``: finite, but the error is more than 10x the same run's fp64 error and above 1e-2;
 - ``ok`` otherwise.
 
@@ -34,11 +34,11 @@ from msign.gemm import GEMM_MODES, resolve_gemm
 from msign.iterate import iterate, run_schedule
 from msign.results import provenance, write_json
 
-from .convergence import blew_up, captured, families, finite_errors
+from ..common.matrices import SCHEDULED, blew_up, captured, families, finite_errors
 
 # Not msign.SCHEDULES / msign.schedules.NORMALIZATIONS: the schedules this study runs, and its
 # normalization rules, which add power-iteration estimates to the two a Schedule supports.
-STUDIED = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-express-bf16"]
+STUDIED = SCHEDULED
 NORM_RULES = ["fro", "schatten4", "power-2", "power-8"]
 
 

@@ -1,12 +1,12 @@
 """Certified worst-case error, band under the bf16 noise model, and measured bf16 error of
 every named schedule and of designed ones.
 
-    python -m experiments.schedule_table [--out results/schedules/table.json]
+    python -m experiments.matrix.schedule_table [--out results/schedules/table.json]
 
 For each schedule: matrix products, the rigorous worst-case |f - 1| on [1e-3, 1]
 (``msign.scalar.worst_case_error``), the upper end of the singular values under the bf16
 noise model (``msign.scalar.noise_band``, cu = c u with the c measured by
-``experiments/rounding_model.py``; ``inf``: the model lets it blow up) and under the earlier
+``experiments/matrix/rounding_model.py``; ``inf``: the model lets it blow up) and under the earlier
 relative model (``rounding_band``), and the measured max |sigma - 1| of real bf16 iterations
 on two 512 x 256 matrices: singular values geometric with condition number 100
 (sigma / ||G||_F in [1.9e-3, 0.19]: no value near the top of the design interval), and

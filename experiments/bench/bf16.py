@@ -1,6 +1,6 @@
 """bf16 on the CPU: native GEMMs, the fp32-accumulated emulation, fp32, and torch's Newton-Schulz.
 
-    python -m experiments.bench_bf16 [--shape 512x2048] [--out results/timing/cpu_bf16_paths.json]
+    python -m experiments.bench.bf16 [--shape 512x2048] [--out results/timing/cpu_bf16_paths.json]
 
 Times, in one process, ``msign.msign(G, "jordan")`` in fp32, in bf16 on the native and the
 emulated GEMM path, and in bf16 as ``auto`` chooses, beside torch.optim.Muon's Newton-Schulz

@@ -1,6 +1,6 @@
 """The LM sweep engine: AdamW against Muon arms (any msign method or Muon variant).
 
-    python -m experiments.compare_optimizers --preset cpu [--device cuda] [--out results/lm]
+    python -m experiments.lm.compare_optimizers --preset cpu [--device cuda] [--out results/lm]
 
 An *arm* is one optimizer configuration (``Arm``: AdamW, or Muon with a method and options)
 with its learning-rate grid.  The sweep, every run a resumable ``train_lm`` directory under
@@ -34,6 +34,7 @@ import torch
 from msign.results import provenance, write_json
 
 from . import train_lm
+from .presets import PRESETS
 
 DEFAULT_METHODS = "svd,cubic,jordan,you,polar-express,polar-express-bf16"
 
@@ -305,7 +306,7 @@ def run_arms(args: argparse.Namespace, arms: Sequence[Arm], seeds: Sequence[int]
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     ap.add_argument("--steps", type=int)
     ap.add_argument("--adamw-lrs", default="1e-3,3e-3,1e-2")
     ap.add_argument("--muon-lrs", default="0.01,0.03")

@@ -1,6 +1,6 @@
 """How few matmuls does Muon need?  Band-designed short schedules against training quality.
 
-    python -m experiments.budget --preset cpu --jobs 2 --threads 1   # about 2 h on 2 cores
+    python -m experiments.lm.budget --preset cpu --jobs 2 --threads 1   # about 2 h on 2 cores
 
 Parts (``--parts``, default all):
 
@@ -9,7 +9,7 @@ Parts (``--parts``, default all):
   bound l whose certified band (``msign.scalar.band``, rigorous) lies in it, over cubic,
   quintic and degree-7 per-step greedy designs, the band certified in exact arithmetic
   and each step's top designed against the bf16 noise model (``NOISE``, above every c
-  measured by ``experiments/rounding_model.py``), whose upper end the band must also hold
+  measured by ``experiments/matrix/rounding_model.py``), whose upper end the band must also hold
   (``msign.scalar.noise_band``): a design may not blow up in bf16.  Beside them, from
   l = 1e-3: the best per-step and shared band at each budget, and Jordan's, You's and Su's
   five-step lists (15 products).  The
@@ -41,9 +41,10 @@ from msign import design, metrics, scalar
 from msign.bench import interleaved_ratios
 from msign.results import provenance, write_json
 
+from ..common.matrices import captured
 from . import compare_optimizers as co
-from . import family, train_lm
-from .convergence import captured
+from . import family
+from .presets import PRESETS
 
 BUDGETS = (4, 6, 9, 12, 15)
 DELTA = 0.35  # a little wider than Jordan's own band, about [0.68, 1.20]
@@ -146,7 +147,7 @@ def orthogonalization_times(methods: list, repeat: int = 15) -> tuple[list[float
     """Seconds per Muon orthogonalization of the cpu GPT's hidden matrices (bf16, one thread
     as in the sweep), the msign cost of one optimizer step, for each method, and its ratio to
     the first: timed in interleaved rounds so that a shared CPU's drifting load cancels."""
-    cfg = train_lm.PRESETS["cpu"]["model"]
+    cfg = PRESETS["cpu"]["model"]
     d = cfg.d_model
     g = torch.Generator().manual_seed(0)
     mats = [torch.randn(s, generator=g) for s in [(3 * d, d), (d, d), (4 * d, d), (d, 4 * d)]
@@ -316,10 +317,10 @@ def plot(res: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="cpu", choices=sorted(train_lm.PRESETS))
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     ap.add_argument("--steps", type=int, help="override the preset's steps (tests)")
     ap.add_argument("--parts", default="design,train,seeds")
-    ap.add_argument("--runs", default="runs/family", help="shared with experiments.family, "
+    ap.add_argument("--runs", default="runs/family", help="shared with experiments.lm.family, "
                                                           "whose AdamW and jordan runs it reuses")
     ap.add_argument("--out", default="results/budget")
     ap.add_argument("--gradients", default="results/gradients/cpu.npz")

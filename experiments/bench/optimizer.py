@@ -1,6 +1,6 @@
 """Optimizer step time on a 12-layer GPT's matrices: msign Muon vs torch.optim.AdamW / Muon.
 
-    python -m experiments.bench_optimizer [--device cuda] [--d-model 768] [--layers 12]
+    python -m experiments.bench.optimizer [--device cuda] [--d-model 768] [--layers 12]
 
 Parameters are the hidden matrices of a GPT-2-style stack (per layer: qkv 3d x d, proj
 d x d, fc 4d x d, fc_proj d x 4d) in float32, gradients random and fixed.  Prints the

