@@ -28,6 +28,8 @@ from msign.bench import median_time, torch_newton_schulz
 from msign.gemm import native_half_is_slow
 from msign.results import provenance, write_json
 
+from ..common.cli import add_out
+
 
 def measure(G: torch.Tensor, repeat: int) -> dict:
     dev = torch.device("cpu")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--shape", default="512x2048")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--out", default="results/timing/cpu_bf16_paths.json")
+    add_out(ap, "results/timing/cpu_bf16_paths.json")
     args = ap.parse_args(argv)
     m, n = (int(v) for v in args.shape.split("x"))
     G = torch.randn(m, n, generator=torch.Generator().manual_seed(0))

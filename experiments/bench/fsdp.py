@@ -26,6 +26,7 @@ import torch.multiprocessing as mp
 from msign.optim import Muon, muon_param_groups
 from msign.results import provenance, write_json
 
+from ..common.cli import add_out
 from ..lm.model import GPT
 from ..lm.presets import PRESETS
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--worlds", default="2,4")
     ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--out", default="results/fsdp/comm.json")
+    add_out(ap, "results/fsdp/comm.json")
     args = ap.parse_args(argv)
     res = {**provenance(), "preset": args.preset, "backend": "gloo", "runs": []}
     for world in (int(w) for w in args.worlds.split(",")):

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from msign.optim import Muon, muon_param_groups
 from msign.results import provenance, write_json
 
+from ..common.cli import add_out
 from ..lm.model import GPT
 from ..lm.presets import PRESETS
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1, help="as in the sweeps (--threads 1)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per arm and round")
-    ap.add_argument("--out", default="results/optimizer/lm_step_cpu.json")
+    add_out(ap, "results/optimizer/lm_step_cpu.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg, batch = PRESETS[args.preset]["model"], PRESETS[args.preset]["batch"]

@@ -16,9 +16,10 @@ import torch
 from tqdm import tqdm
 
 from msign.bench import median_time
-from msign.gemm import GEMM_MODES
 from msign.optim import Muon
 from msign.results import provenance, write_json
+
+from ..common.cli import add_device, add_gemm, add_out
 
 
 def make_params(d: int, layers: int, device: torch.device) -> list[torch.nn.Parameter]:
@@ -34,13 +35,12 @@ def make_params(d: int, layers: int, device: torch.device) -> list[torch.nn.Para
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--d-model", type=int, default=768)
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
-                    help="msign Muon's bf16 products: native, emulated or auto")
-    ap.add_argument("--out", default=None)
+    add_gemm(ap)
+    add_out(ap, None)
     args = ap.parse_args()
     dev = torch.device(args.device)
     ps = make_params(args.d_model, args.layers, dev)

@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from msign.api import as_dtype
 from msign.bench import format_rows, run
-from msign.gemm import GEMM_MODES
 from msign.results import write_json
+
+from ..common.cli import add_device, add_gemm, add_out
 
 SHAPES = {"cpu": [(512, 512), (256, 1024), (256, 2048), (8, 256, 256), (1024, 4096)],
           "cuda": [(1024, 1024), (4096, 4096), (1024, 4096), (1024, 8192), (16, 1024, 1024),
@@ -26,12 +27,11 @@ METHODS_TIMED = ["jordan", "you", "polar-express", "cubic", "quintic", "newton",
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--dtype", default=None, help="default: bf16 on cuda, fp32 on cpu")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
-                    help="bf16/fp16 products: native, emulated (fp32-accumulated) or auto")
-    ap.add_argument("--out", default=None)
+    add_gemm(ap)
+    add_out(ap, None)
     args = ap.parse_args()
     kind = "cuda" if args.device.startswith("cuda") else "cpu"
     dname = args.dtype or ("bf16" if kind == "cuda" else "fp32")

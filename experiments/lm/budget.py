@@ -41,6 +41,7 @@ from msign import design, metrics, scalar
 from msign.bench import interleaved_ratios
 from msign.results import provenance, write_json
 
+from ..common.cli import add_device, add_out
 from ..common.matrices import captured
 from . import compare_optimizers as co
 from . import family
@@ -322,11 +323,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--parts", default="design,train,seeds")
     ap.add_argument("--runs", default="runs/family", help="shared with experiments.lm.family, "
                                                           "whose AdamW and jordan runs it reuses")
-    ap.add_argument("--out", default="results/budget")
+    add_out(ap, "results/budget")
     ap.add_argument("--gradients", default="results/gradients/cpu.npz")
     ap.add_argument("--iters", type=int, default=12, help="bisection steps of the coverage")
     ap.add_argument("--cache")
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

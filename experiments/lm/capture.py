@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from msign.optim import Muon, muon_param_groups
 
+from ..common.cli import add_out
 from . import data
 from .model import GPT
 from .presets import PRESETS
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--lr", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache")
-    ap.add_argument("--out")
+    add_out(ap)
     args = ap.parse_args(argv)
     p = PRESETS[args.preset]
     at = sorted(int(s) for s in args.steps.split(","))

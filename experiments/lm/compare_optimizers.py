@@ -33,6 +33,7 @@ import torch
 
 from msign.results import provenance, write_json
 
+from ..common.cli import add_device, add_out
 from . import train_lm
 from .presets import PRESETS
 
@@ -313,9 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--methods", default=DEFAULT_METHODS)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--runs", default="runs/lm")
-    ap.add_argument("--out", default="results/lm")
+    add_out(ap, "results/lm")
     ap.add_argument("--cache")
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
                     help="torch threads per run")

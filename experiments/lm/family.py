@@ -29,6 +29,7 @@ import torch
 
 from msign.results import provenance, write_json
 
+from ..common.cli import add_device
 from . import compare_optimizers as co
 from .presets import PRESETS
 
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--runs", default="runs/family")
     ap.add_argument("--out", default="results", help="results root")
     ap.add_argument("--cache")
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

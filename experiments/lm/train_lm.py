@@ -28,9 +28,9 @@ import torch
 from tqdm import tqdm
 
 from msign import Schedule
-from msign.gemm import GEMM_MODES
 from msign.optim import Muon, muon_param_groups, qk_clip
 
+from ..common.cli import add_device, add_gemm
 from . import data
 from .model import GPT
 from .presets import PRESETS
@@ -126,9 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", help="corpus cache (default $MSIGN_CACHE or ~/.cache/msign)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
-                    help="Muon's bf16 products: native, emulated (fp32-accumulated) or auto")
+    add_device(ap, "cuda" if torch.cuda.is_available() else "cpu")
+    add_gemm(ap)
     args = ap.parse_args(argv)
     if args.optimizer == "adamw" and (args.normuon_beta2 is not None or args.cautious_wd
                                       or args.qk_clip is not None):

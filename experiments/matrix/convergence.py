@@ -21,10 +21,11 @@ from tqdm import tqdm
 from msign import METHODS, metrics
 from msign.api import apply_method, as_dtype
 from msign.exact import svd_msign
-from msign.gemm import GEMM_MODES, resolve_gemm
+from msign.gemm import resolve_gemm
 from msign.iterate import iterate, normalize
 from msign.results import provenance, write_json
 
+from ..common.cli import add_device, add_gemm, add_out
 from ..common.matrices import CLASSICAL, SCHEDULED, captured, errors, families
 
 
@@ -62,12 +63,11 @@ def run_classical(G: torch.Tensor, name: str, dtype: torch.dtype, ref: torch.Ten
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dtypes", default="fp64,fp32,bf16")
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--size", default="256x512")
-    ap.add_argument("--out", default=None)
+    add_out(ap, None)
     ap.add_argument("--gradients", help="an .npz from experiments.lm.capture: add its matrices")
-    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
-                    help="bf16/fp16 products: native, emulated (fp32-accumulated) or auto")
+    add_gemm(ap)
     args = ap.parse_args()
     m, n = (int(v) for v in args.size.split("x"))
     dev = torch.device(args.device)

@@ -23,6 +23,7 @@ from msign.bench import interleaved_ratios
 from msign.iterate import gram_flops, iterate, iterate_gram, normalize, schedule_flops
 from msign.results import provenance, write_json
 
+from ..common.cli import add_device, add_out
 from ..common.matrices import blew_up, captured, families, finite_errors
 
 STUDIED = ["jordan", "polar-express", "polar-express-bf16"]
@@ -79,13 +80,13 @@ def timing(shapes: list[tuple[int, ...]], device: torch.device, repeat: int) -> 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--gradients", default="results/gradients/cpu.npz",
                     help="captured matrices to add ('' for none)")
     ap.add_argument("--size", default="256x1024")
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--big", type=int, help="n of the timed shapes (default 1024 CPU, 4096 GPU)")
-    ap.add_argument("--out")
+    add_out(ap)
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     m, n = (int(v) for v in args.size.split("x"))

@@ -30,10 +30,11 @@ from tqdm import tqdm
 
 from msign import get_schedule
 from msign.api import as_dtype
-from msign.gemm import GEMM_MODES, resolve_gemm
+from msign.gemm import resolve_gemm
 from msign.iterate import iterate, run_schedule
 from msign.results import provenance, write_json
 
+from ..common.cli import add_device, add_gemm, add_out
 from ..common.matrices import SCHEDULED, blew_up, captured, families, finite_errors
 
 # Not msign.SCHEDULES / msign.schedules.NORMALIZATIONS: the schedules this study runs, and its
@@ -84,14 +85,13 @@ def verdict(e: dict, err64: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--device", default="cpu")
+    add_device(ap)
     ap.add_argument("--dtypes", default="fp64,fp32,fp16,bf16")
     ap.add_argument("--size", default="256x512")
     ap.add_argument("--gradients", default="results/gradients/cpu.npz",
                     help="captured matrices to add ('' for none)")
-    ap.add_argument("--gemm", choices=GEMM_MODES, default="auto",
-                    help="bf16/fp16 products: native, emulated (fp32-accumulated) or auto")
-    ap.add_argument("--out")
+    add_gemm(ap)
+    add_out(ap)
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     m, n = (int(v) for v in args.size.split("x"))

@@ -20,6 +20,8 @@ from msign import classical, metrics
 from msign.exact import svd_msign
 from msign.results import provenance, write_json
 
+from ..common.cli import add_out
+
 SHAPES = [(256, 256), (512, 128), (1024, 256)]
 KAPPAS = [1e1, 1e3, 1e6]
 
@@ -40,7 +42,7 @@ def matrices(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", default="results/qdwh_polish/cpu.json")
+    add_out(ap, "results/qdwh_polish/cpu.json")
     args = ap.parse_args(argv)
     rows = []
     for name, G in tqdm(matrices().items(), desc="matrices"):

@@ -35,6 +35,7 @@ from msign.gemm import resolve_gemm
 from msign.iterate import iterate, normalize
 from msign.results import provenance, write_json
 
+from ..common.cli import add_out
 from ..common.matrices import captured, families
 
 U_BF16 = 2.0**-8
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--gradients", default="results/gradients/cpu.npz")
     ap.add_argument("--gemms", default="native,emulated")
-    ap.add_argument("--out", default="results/rounding/cpu.json")
+    add_out(ap, "results/rounding/cpu.json")
     args = ap.parse_args(argv)
     m, n = (int(v) for v in args.size.split("x"))
     mats = test_matrices(m, n, args.gradients or None)

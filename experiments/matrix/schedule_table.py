@@ -27,6 +27,8 @@ import msign
 from msign import design, metrics, scalar
 from msign.results import provenance, write_json
 
+from ..common.cli import add_out
+
 LOWER = 1e-3
 C_DEFAULT = 1.2  # the largest c measured (results/rounding/cpu.json), if that file is absent
 
@@ -78,7 +80,7 @@ def bf16_run(G: torch.Tensor, s) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", default="results/schedules/table.json")
+    add_out(ap, "results/schedules/table.json")
     ap.add_argument("--rounding", default="results/rounding/cpu.json",
                     help="where the measured c comes from")
     args = ap.parse_args(argv)
