@@ -22,10 +22,11 @@ from .api import apply_method
 from .gemm import resolve_gemm
 from .registry import METHODS
 from .results import provenance
+from .schedules import get_schedule
 
 __all__ = ["median_time", "torch_newton_schulz", "run", "format_rows"]
 
-JORDAN = (3.4445, -4.7750, 2.0315)
+JORDAN = get_schedule("jordan").coeffs[0]
 
 
 def median_time(fn: Callable[[], object], device: torch.device, repeat: int) -> float:

@@ -28,7 +28,7 @@ import sympy
 
 from . import scalar
 from .scalar import check_lower, stationary_points
-from .schedules import Schedule, check_steps, odd_poly
+from .schedules import SCHEDULES, Schedule, check_steps, odd_poly
 
 __all__ = ["taylor_ns", "pade", "minimax_odd", "polar_express", "jordan_style",
            "band_design", "fewest_matmuls", "coverage", "shared_band", "step_matmuls",
@@ -522,7 +522,7 @@ def shared_band(lower: float, steps: int, degree: int = 5, *, samples: int = 300
 
     taylor = [float(v) for v in taylor_ns(d)] if d else [1.0]
     first = [float(v) for v in polar_express(lower, 1, degree, safety=1.0, cushion=0.0).coeffs[0]]
-    starts = [first, taylor] + ([[3.4445, -4.7750, 2.0315]] if degree == 5 else [])
+    starts = [first, taylor] + ([list(SCHEDULES["jordan"].coeffs[0])] if degree == 5 else [])
     best = min((minimize(err, np.array(s0), method="Nelder-Mead",
                          options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
                 for s0 in starts), key=lambda r: r.fun)

@@ -307,7 +307,8 @@ SCHEDULES: dict[str, Schedule] = {
             [(3.4445, -4.7750, 2.0315)],
             name="jordan",
             default_steps=5,
-            source="Keller Jordan, KellerJordan/Muon muon.py and torch.optim.Muon: slope-"
+            source="Keller Jordan, KellerJordan/Muon@1430c3495b60613a6bb6f035ef38456529443a14 "
+            "muon.py (zeropower_via_newtonschulz5), torch.optim.Muon's default: slope-"
             "maximizing quintic, 5 steps; band about [0.68, 1.13] on [1e-2, 1]",
         ),
         Schedule(
@@ -331,7 +332,8 @@ SCHEDULES: dict[str, Schedule] = {
                 (2.8366, -3.0525, 1.2012),
             ],
             name="you-5",
-            source="Jiacheng You's five-step list (as used by Dion, Gram Newton-Schulz)",
+            source="Jiacheng You's five-step list, as microsoft/dion@27557c598af20b1d0e20f298047e"
+            "0505972bfbec dion/newton_schulz_triton.py uses it (Gram Newton-Schulz too)",
         ),
         Schedule(
             [
@@ -358,7 +360,8 @@ SCHEDULES: dict[str, Schedule] = {
             name="polar-express",
             safety=1.01,
             source="Amsel, Persson, Musco, Gower 2025 (arXiv:2505.16932), "
-            "NoahAmsel/PolarExpress: 8 steps, degree 5, lower bound 1e-3, safety 1.01",
+            "procedure of NoahAmsel/PolarExpress@5454910920ca8c65afda28820cdf9e49b9436ed0 "
+            "polar_express.py: 8 steps, degree 5, lower bound 1e-3, safety 1.01",
         ),
         Schedule(
             [

@@ -9,7 +9,7 @@ from torch import nn
 import msign
 from msign.optim import Layout, Muon, infer_layout, muon_param_groups
 
-JORDAN = (3.4445, -4.7750, 2.0315)
+JORDAN = msign.get_schedule("jordan").coeffs[0]
 
 
 def torch_muon_rule_fp64(W, buf, g, lr, mu, wd, adjust):

@@ -31,6 +31,7 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
+import msign
 from msign.optim import Muon
 
 common = pytest.importorskip("torch.testing._internal.common_optimizers")
@@ -653,7 +654,7 @@ def test_argument_errors_name_the_argument():
     with pytest.raises(TypeError, match="'adjust_lr' was removed; use adjust_lr_fn"):
         Muon(p, adjust_lr=None)
     with pytest.raises(ValueError, match="not both"):
-        Muon(p, msign="jordan", ns_coefficients=(3.4445, -4.775, 2.0315))
+        Muon(p, msign="jordan", ns_coefficients=(2.0, -1.5, 0.5))
     with pytest.raises(ValueError, match="momentum"):
         Muon([{"params": p, "momentum": 1.5}])
     with pytest.raises(ValueError, match="split"):
@@ -669,3 +670,15 @@ def test_argument_errors_name_the_argument():
     # torch's adjust_lr_fn=None means "original" here too
     a = Muon(p, adjust_lr_fn=None)
     assert a.param_groups[0]["adjust_lr_fn"] is None
+
+
+def test_registry_jordan_is_torchs_default_list():
+    # The registry is the one place of Jordan's coefficients; torch.optim.Muon's own default
+    # is the outside oracle that pins it.
+    import inspect
+
+    from msign.optim import TORCH_MUON_DEFAULTS
+
+    torch_default = inspect.signature(torch.optim.Muon).parameters["ns_coefficients"].default
+    assert tuple(TORCH_MUON_DEFAULTS["ns_coefficients"]) == tuple(torch_default)
+    assert msign.get_schedule("jordan").coeffs == (tuple(torch_default),)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..schedules import Schedule
+from ..schedules import Schedule, get_schedule
 from . import options, rules, sharding
 from .dispatch import Work, orthogonalize
 from .layout import Layout
@@ -39,7 +39,7 @@ __all__ = ["Muon", "TORCH_MUON_DEFAULTS"]
 #: torch.optim.Muon's defaults: ``Muon(params, **TORCH_MUON_DEFAULTS)`` is its algorithm.
 TORCH_MUON_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3, "weight_decay": 0.1, "momentum": 0.95, "nesterov": True,
-    "ns_coefficients": (3.4445, -4.775, 2.0315), "eps": 1e-7, "ns_steps": 5,
+    "ns_coefficients": get_schedule("jordan").coeffs[0], "eps": 1e-7, "ns_steps": 5,
     "adjust_lr_fn": None,
 }
 
