@@ -24,24 +24,26 @@ from .registry import METHODS
 from .results import provenance
 from .schedules import get_schedule
 
-__all__ = ["median_time", "torch_newton_schulz", "run", "format_rows"]
+__all__ = ["sync", "median_time", "torch_newton_schulz", "run", "format_rows"]
 
 JORDAN = get_schedule("jordan").coeffs[0]
 
 
-def median_time(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
-    """Median wall time of ``fn`` over ``repeat`` runs after one warm-up (CUDA-synchronized)."""
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA kernels run asynchronously); a no-op on CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
+
+def median_time(fn: Callable[[], object], device: torch.device, repeat: int) -> float:
+    """Median wall time of ``fn`` over ``repeat`` runs after one warm-up (device-synchronized)."""
     fn()
-    sync()
+    sync(device)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
-        sync()
+        sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -51,20 +53,16 @@ def interleaved_ratios(fns: Sequence[Callable[[], object]], device: torch.device
     """Median time of each of ``fns`` and of its ratio to ``fns[0]``, timed in rounds that run
     every function once, one after another: each ratio comes from one round's machine state,
     so load that drifts between rounds (a shared CPU) cancels out of it."""
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     for fn in fns:
         fn()
-    sync()
+    sync(device)
     rounds = []
     for _ in range(repeat):
         row = []
         for fn in fns:
             t0 = time.perf_counter()
             fn()
-            sync()
+            sync(device)
             row.append(time.perf_counter() - t0)
         rounds.append(row)
     times = [statistics.median(r[i] for r in rounds) for i in range(len(fns))]

@@ -6,11 +6,12 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-__all__ = ["provenance", "write_json", "write_text"]
+__all__ = ["provenance", "atomic_write", "write_json", "write_text"]
 
 
 def cpu_model() -> str:
@@ -57,14 +58,24 @@ def provenance(device: str | torch.device = "cpu") -> dict[str, Any]:
     return out
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text atomically: a temp file beside the target, then rename."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
+    """``write(tmp)`` to a temp file beside ``path`` (same extension), then rename it over
+    ``path``: a reader never sees a half-written file, and an interrupted write leaves the old
+    one.  The one atomic write of every results file, checkpoint and manifest."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+    tmp = f"{path}.tmp{os.path.splitext(path)[1]}"
+    write(tmp)
     os.replace(tmp, path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text atomically (:func:`atomic_write`)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 import mpmath
 import numpy as np
 
+from .results import write_text
+
 __all__ = ["Schedule", "get_schedule", "SCHEDULES", "NORMALIZATIONS"]
 
 NORMALIZATIONS = ("fro", "schatten4")
@@ -251,10 +253,7 @@ class Schedule:
         """Serialize to JSON (floats as repr, so values round-trip exactly); write if path."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            tmp = f"{os.fspath(path)}.tmp"
-            with open(tmp, "w") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
+            write_text(path, text + "\n")
         return text
 
     @classmethod

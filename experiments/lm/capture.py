@@ -10,7 +10,6 @@ and the last block's fc, in float32: keys ``"{param}/step{k}/grad"`` and ``.../m
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from msign.optim import Muon, muon_param_groups
+from msign.results import atomic_write
 
 from ..common.cli import add_out
 from . import data
@@ -59,10 +59,8 @@ def main(argv: list[str] | None = None) -> Path:
                 arrays[f"{n}/step{step}/momentum"] = (
                     opt.state[w]["momentum_buffer"].float().numpy().copy())
     out = Path(args.out or f"results/gradients/{args.preset}.npz")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays, corpus=np.array(info["corpus"]))
-    os.replace(tmp, out)
+    atomic_write(out, lambda tmp: np.savez_compressed(tmp, **arrays,
+                                                      corpus=np.array(info["corpus"])))
     return out
 
 

