@@ -19,7 +19,7 @@ import torch
 from .gemm import NATIVE, Gemm
 from .schedules import Schedule
 
-__all__ = ["normalize", "loops_over_batch", "iterate", "iterate_gram", "run_schedule",
+__all__ = ["normalize", "loops_over_batch", "iterate", "iterate_gram", "run_schedule", "start",
            "uses_gram_side", "cost", "schedule_flops", "gram_flops"]
 
 
@@ -145,21 +145,27 @@ def run_schedule(X: torch.Tensor, schedule: Schedule, steps: int | None = None,
     FLOPs; otherwise the standard iteration runs.  Both honour the schedule's normalization.
     """
     coeffs = schedule.step_coeffs(steps)
-    gram_side = uses_gram_side(schedule, *X.shape[-2:])
+    X, A = start(X, schedule, gemm)
+    if uses_gram_side(schedule, *X.shape[-2:]):
+        return iterate_gram(X, coeffs, schedule.gram_restart, A, gemm)
+    return iterate(X, coeffs, A, gemm)
+
+
+def start(X: torch.Tensor, schedule: Schedule, gemm: Gemm = NATIVE
+          ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """X_0 = X / (safety * nu) by the schedule's normalization, and X_0 X_0^T if computed.
+
+    Frobenius: :func:`normalize`.  Schatten-4: Frobenius first (keeps the Gram product in
+    range), then divide by ||A||_F^(1/2) <= 1 with A = X X^T; the rescaled A is returned
+    for the first step, which needs it anyway.
+    """
     if schedule.normalization == "fro":
-        X = normalize(X, schedule.safety, schedule.eps)
-        return iterate_gram(X, coeffs, schedule.gram_restart, gemm=gemm) if gram_side \
-            else iterate(X, coeffs, gemm=gemm)
-    # Schatten-4: Frobenius first (keeps the Gram product in range), then divide by
-    # ||A||_F^(1/2) <= 1 with A = X X^T, and hand the rescaled A to the first step.
+        return normalize(X, schedule.safety, schedule.eps), None
     X = normalize(X, eps=schedule.eps)
     A = gemm.mm(X, X.mT)
     nu2 = torch.linalg.matrix_norm(A, keepdim=True).clamp_min(torch.finfo(X.dtype).tiny)
     nu2 = nu2 * schedule.safety**2
-    X, A = X / nu2.sqrt(), A / nu2
-    if gram_side:
-        return iterate_gram(X, coeffs, schedule.gram_restart, A, gemm)
-    return iterate(X, coeffs, A, gemm)
+    return X / nu2.sqrt(), A / nu2
 
 
 # -- cost model -----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ path, draws one PDF and returns the path, so the tests can run each on tiny inpu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,11 +23,12 @@ import msign  # noqa: E402
 from experiments.common.matrices import SCHEDULED  # noqa: E402
 from experiments.lm.compare_optimizers import arm_of  # noqa: E402
 from msign import get_schedule  # noqa: E402
-from msign.iterate import iterate, normalize  # noqa: E402
+from msign.iterate import iterate, start  # noqa: E402
 from msign.scalar import band  # noqa: E402
 from msign.schedules import odd_poly  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+from .sources import GRAD, GRAD_KEY, RESULTS, load, pending, study_command  # noqa: E402
+
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7,
                      "figure.dpi": 150, "savefig.bbox": "tight"})
 # One colour per method in every figure.
@@ -153,7 +153,7 @@ def iterate_values(G: np.ndarray, name: str, dtype: torch.dtype,
     """Run schedule ``name`` on G in ``dtype``; return x and each iterate along G's pairs.
 
     Iterate k's value along singular pair i is ``u_i^T X_k v_i`` (G = U S V^T in float64),
-    to be compared with the scalar composite f_k at ``x_i = s_i / (safety ||G||_F)``; in
+    to be compared with the scalar composite f_k at ``x_i = s_i / divisor(s)``; in
     exact arithmetic they coincide, so the difference is rounding.
     """
     sched = get_schedule(name)
@@ -161,11 +161,11 @@ def iterate_values(G: np.ndarray, name: str, dtype: torch.dtype,
     if G64.shape[0] > G64.shape[1]:
         G64 = G64.mT
     U, S, Vh = torch.linalg.svd(G64, full_matrices=False)
-    x = (S / (sched.safety * torch.linalg.matrix_norm(G64))).numpy()
-    X = normalize(G64.to(dtype), sched.safety)
+    x = S.numpy() / sched.divisor(S.numpy())
+    X, A = start(G64.to(dtype), sched)
     vals = []
     for c in sched.step_coeffs(steps):
-        X = iterate(X, [c])
+        X, A = iterate(X, [c], A), None
         vals.append(torch.einsum("ij,jk,ki->i", U.mT, X.double(), Vh.mT).numpy())
     return x, vals
 
@@ -286,7 +286,7 @@ def fig_timing(results: list[dict], out: Path) -> Path:
     return _save(fig, out)
 
 
-def fig_rounding(res: dict, out: Path, family: str = "blocks.3.fc.weight:step300:grad",
+def fig_rounding(res: dict, out: Path, family: str = GRAD,
                  schedule: str = "polar-express") -> Path:
     """(8) bf16 rounding per step: (left) the distribution of the measured error constants
     over every step of every run; (right) one run's smallest and largest singular value
@@ -394,7 +394,7 @@ def fig_lm(summary: dict, out: Path, arms: list[str] | None = None) -> Path:
     """(7) Validation loss: each arm at its best learning rate, the mean over seeds with a
     min-max band; against step (whole run, and its second half enlarged) and against the
     measured wall clock."""
-    table = {arm_of_row(t): t for t in summary["table"]}
+    table = {arm_of(t): t for t in summary["table"]}
     arms = [a for a in (arms or list(table)) if a in table]
     fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.5))
     tail_lo, tail_hi = np.inf, -np.inf
@@ -426,68 +426,31 @@ def fig_lm(summary: dict, out: Path, arms: list[str] | None = None) -> Path:
     return _save(fig, out)
 
 
-def arm_of_row(t: dict) -> str:
-    return t.get("arm") or ("adamw" if t["optimizer"] == "adamw" else f"muon-{t['msign']}")
-
-
-#: Studies that come from long, resumable training sweeps, by the name of their TeX switch
-#: (``\\ifStudyLM`` ...): the results files each needs and the command that writes them.  A
-#: study whose files are missing is typeset as pending, saying so and naming the command;
-#: everything else in the paper must exist.
-STUDIES = {
-    "LM": (("lm_family/summary.json", "lm_family/adamw_stall.json",
-            "optimizer/lm_step_cpu.json"),
-           "python -m experiments.lm.family --parts lm,stall; python -m experiments.bench.lm_step"),
-    "Entropy": (("entropy/summary.json",), "python -m experiments.lm.family --parts entropy"),
-    "Mismatch": (("mismatch/summary.json",), "python -m experiments.lm.family --parts mismatch"),
-    "Budget": (("budget/summary.json", "budget/more_seeds.json"),
-               "python -m experiments.lm.budget --parts train,seeds"),
-}
-
-
-def pending(res: Path) -> dict[str, list[str]]:
-    """The studies of ``STUDIES`` with results missing under ``res``: name -> missing files."""
-    out = {}
-    for name, (files, _) in STUDIES.items():
-        missing = [f for f in files if not (res / f).exists()]
-        if missing:
-            out[name] = missing
-    return out
-
-
-def _load(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
 def main(argv: list[str] | None = None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "figures"))
     ap.add_argument("--results", default=str(RESULTS))
     args = ap.parse_args(argv)
     out, res = Path(args.out), Path(args.results)
-    grads = np.load(res / "gradients" / "cpu.npz")
-    timing = [_load(p) for p in sorted((res / "timing").glob("*_bf16.json"))]
+    grads = load("gradients", res)
+    conv = load("convergence", res)
     made = [fig_jordan(out / "jordan.pdf"), fig_composites(out / "composites.pdf"),
             fig_pe_steps(out / "pe_steps.pdf"),
-            fig_iterates(grads["blocks.3.fc.weight/step300/grad"], out / "iterates.pdf"),
-            fig_error_vs_flops(_load(res / "convergence" / "cpu_fp64-fp32-bf16.json"),
-                               out / "error_gaussian.pdf"),
-            fig_error_vs_flops(_load(res / "convergence" / "cpu_fp64-fp32-bf16.json"),
-                               out / "error_gradient.pdf",
-                               family="blocks.3.fc.weight:step300:grad", error="dist_svd",
-                               shape=grads["blocks.3.fc.weight/step300/grad"].shape),
-            fig_timing(timing, out / "timing.pdf"),
-            fig_rounding(_load(res / "rounding" / "cpu.json"), out / "rounding.pdf")]
+            fig_iterates(grads[GRAD_KEY], out / "iterates.pdf"),
+            fig_error_vs_flops(conv, out / "error_gaussian.pdf"),
+            fig_error_vs_flops(conv, out / "error_gradient.pdf", family=GRAD, error="dist_svd",
+                               shape=grads[GRAD_KEY].shape),
+            fig_timing([load("timing_cpu", res), load("timing_cuda", res)], out / "timing.pdf"),
+            fig_rounding(load("rounding", res), out / "rounding.pdf")]
     todo = pending(res)
-    for study, path, draw, pdf in (("LM", "lm_family/summary.json", fig_lm, "lm.pdf"),
-                                   ("Entropy", "entropy/summary.json", fig_entropy,
-                                    "entropy.pdf"),
-                                   ("Budget", "budget/summary.json", fig_budget, "budget.pdf")):
+    for study, key, draw, pdf in (("LM", "lm_family", fig_lm, "lm.pdf"),
+                                  ("Entropy", "entropy", fig_entropy, "entropy.pdf"),
+                                  ("Budget", "budget", fig_budget, "budget.pdf")):
         if study in todo:
             print(f"pending: {study} (missing {', '.join(todo[study])}; "
-                  f"{STUDIES[study][1]})", file=sys.stderr)
+                  f"{study_command(study)})", file=sys.stderr)
         else:
-            made.append(draw(_load(res / path), out / pdf))
+            made.append(draw(load(key, res), out / pdf))
     for p in made:
         print(p)
     return made

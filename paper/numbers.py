@@ -9,7 +9,6 @@ coefficients by sympy, the Jordan band by the certified interval propagation); n
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -27,12 +26,12 @@ from msign.iterate import schedule_flops
 from msign.results import write_text
 from msign.scalar import band, estimate_worst_case_error, noise_band
 
-from .figures import RESULTS, STUDIES, iterate_values, pending
+from .figures import iterate_values
+from .sources import GRAD, GRAD_KEY, RESULTS, load, pending, study_command
 
 SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "turbo-muon-poly",
                  "polar-express", "polar-express-bf16", "pe-5x5-l0.001", "pe-6x5-l0.001",
                  "pe-8x5-l0.001", "pe-8x3-l0.001", "pe-5x7-l0.001"]
-GRAD = "blocks.3.fc.weight:step300:grad"  # the captured matrix the paper's figures follow
 
 
 def sci(v: float, digits: int = 2) -> str:
@@ -237,7 +236,7 @@ def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
     gaps = [final(*k)["scalar_map_gap"] for k, r in runs.items()
             if k[0] == "bf16" and ":" in k[1] and "scalar_map_gap" in r["steps"][0]]
     out.update(GapMin=f"{min(gaps):.2f}", GapMax=f"{max(gaps):.3f}")
-    G = npz[GRAD.replace(":", "/")]
+    G = npz[GRAD_KEY]
     # where bf16 puts the null direction: X v_min, against G's column space
     G64 = torch.as_tensor(G, dtype=torch.float64)
     X = msign.msign(G64, "polar-express", compute_dtype=torch.bfloat16).double()
@@ -649,29 +648,24 @@ def main(argv: list[str] | None = None) -> Path:
     args = ap.parse_args(argv)
     res = Path(args.results)
 
-    def load(rel: str) -> dict:
-        return json.loads((res / rel).read_text())
+    def get(key: str) -> object:
+        return load(key, res)
 
-    values = {**derivation_numbers(), **schedule_numbers(load("schedules/table.json")),
-              **rounding_numbers(load("rounding/cpu.json")),
-              **timing_numbers(load("timing/cpu_bf16.json"), load("timing/cuda_bf16.json")),
-              **optimizer_numbers(load("optimizer/step_time_cpu.json"),
-                                  load("optimizer/step_time_cuda.json")),
-              **gradient_numbers(np.load(res / "gradients" / "cpu.npz")),
-              **convergence_numbers(load("convergence/cpu_fp64-fp32-bf16.json"),
-                                    np.load(res / "gradients" / "cpu.npz")),
-              **precision_numbers(load("precision/cpu_fp64-fp32-fp16-bf16.json")),
-              **gram_numbers(load("gram/cpu.json")),
-              **budget_design_numbers(load("budget/designs.json"))}
+    values = {**derivation_numbers(), **schedule_numbers(get("schedules")),
+              **rounding_numbers(get("rounding")),
+              **timing_numbers(get("timing_cpu"), get("timing_cuda")),
+              **optimizer_numbers(get("step_time_cpu"), get("step_time_cuda")),
+              **gradient_numbers(get("gradients")),
+              **convergence_numbers(get("convergence"), get("gradients")),
+              **precision_numbers(get("precision")),
+              **gram_numbers(get("gram")),
+              **budget_design_numbers(get("budget_designs"))}
     studies = {
-        "LM": lambda: lm_family_numbers(load("lm_family/summary.json"),
-                                        load("lm_family/adamw_stall.json"),
-                                        load("optimizer/lm_step_cpu.json")),
-        "Entropy": lambda: entropy_numbers(load("entropy/summary.json")),
-        "Mismatch": lambda: mismatch_numbers(load("mismatch/summary.json")),
-        "Budget": lambda: budget_numbers(load("budget/designs.json"),
-                                         load("budget/summary.json"),
-                                         load("budget/more_seeds.json")),
+        "LM": lambda: lm_family_numbers(get("lm_family"), get("adamw_stall"), get("lm_step")),
+        "Entropy": lambda: entropy_numbers(get("entropy")),
+        "Mismatch": lambda: mismatch_numbers(get("mismatch")),
+        "Budget": lambda: budget_numbers(get("budget_designs"), get("budget"),
+                                         get("budget_seeds")),
     }
     todo = pending(res)
     switches = []
@@ -680,9 +674,9 @@ def main(argv: list[str] | None = None) -> Path:
             files = ", ".join(f"\\texttt{{results/{tex(f)}}}" for f in todo[name])
             values[f"Study{name}Pending"] = (
                 f"\\emph{{Pending: this study has not been run to completion yet ({files} "
-                f"missing); \\texttt{{{tex(STUDIES[name][1])}}} "
+                f"missing); \\texttt{{{tex(study_command(name))}}} "
                 f"{'writes them' if len(todo[name]) > 1 else 'writes it'}.}}")
-            print(f"pending: {name} ({', '.join(todo[name])}; {STUDIES[name][1]})",
+            print(f"pending: {name} ({', '.join(todo[name])}; {study_command(name)})",
                   file=sys.stderr)
         else:
             values.update(compute())

@@ -323,3 +323,18 @@ class TestNumbers:
         assert typeset(tex, {"X": True}) == "a  b{} d {} e."
         assert typeset(tex, {"X": False}) == "a  c{} d ."
         json.loads((ROOT / "results" / "lm" / "summary.json").read_text())
+
+
+def test_sources_is_the_only_place_a_results_path_is_written():
+    import re
+    from pathlib import Path
+
+    from paper import sources
+
+    here = Path(sources.__file__).parent
+    literal = re.compile(r"""["'][\w./-]*\.(json|npz)["']""")
+    for f in sorted(here.rglob("*.py")):
+        if f.name != "sources.py":
+            assert not literal.search(f.read_text()), f"{f} names a results file"
+    assert all(sources.path(k).exists() for k in sources.SOURCES), "a source is missing"
+    assert sources.GRAD == "blocks.3.fc.weight:step300:grad"

@@ -16,10 +16,16 @@ SCHEDULED = ["cubic", "quintic", "jordan", "you", "polar-express", "polar-expres
 CLASSICAL = ["newton", "qdwh"]
 
 
+def family_name(key: str) -> str:
+    """The matrix-family name of a captured matrix from its key in the capture's ``.npz``:
+    ``"blocks.3.fc.weight/step300/grad"`` -> ``"blocks.3.fc.weight:step300:grad"``."""
+    return key.replace("/", ":")
+
+
 def captured(path: str) -> dict[str, torch.Tensor]:
     """Real gradients/momenta saved by experiments.lm.capture, as float64 matrices."""
     with np.load(path) as z:
-        return {k.replace("/", ":"): torch.from_numpy(z[k]).double() for k in z.files
+        return {family_name(k): torch.from_numpy(z[k]).double() for k in z.files
                 if k.endswith(("grad", "momentum")) and "step" in k}
 
 
