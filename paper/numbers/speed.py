@@ -1,0 +1,37 @@
+"""Speed: the timing study and the optimizer step."""
+
+from __future__ import annotations
+
+from .format import tex
+
+
+def timing_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
+    out = {"GpuName": tex(gpu["device"]), "GpuTorch": tex(gpu["torch"]), "GpuDate": gpu["date"],
+           "CpuName": tex(cpu["device"]), "GpuMatmulRate": f"{gpu['matmul_rate_tflops']:.0f}"}
+
+    def row(res: dict, shape: tuple, method: str = "jordan") -> dict:
+        return next(r for r in res["rows"] if tuple(r["shape"]) == shape and r["method"] == method)
+
+    for key, shape in (("Big", (8192, 8192)), ("Four", (4096, 4096)), ("Small", (1024, 1024)),
+                       ("Rect", (1024, 4096)), ("Wide", (1024, 8192)),
+                       ("Batch", (16, 1024, 1024))):
+        r = row(gpu, shape)
+        out[f"GpuNs{key}"] = f"{r['ratio_torch_ns']:.2f}"
+        out[f"GpuFloor{key}"] = f"{100 * r['floor_fraction']:.0f}"
+    sched = [r for r in cpu["rows"] if r.get("ratio_torch_ns") is not None
+             and r["method"] in ("jordan", "you", "polar-express", "quintic")]
+    out["CpuNsMin"] = f"{min(r['ratio_torch_ns'] for r in sched):.2f}"
+    out["CpuNsMax"] = f"{max(r['ratio_torch_ns'] for r in sched):.2f}"
+    out["CpuFloorMin"] = f"{100 * min(r['floor_fraction'] for r in sched):.0f}"
+    out["CpuFloorMax"] = f"{100 * max(r['floor_fraction'] for r in sched):.0f}"
+    return out
+
+
+def optimizer_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
+    out = {"OptLayers": str(gpu["layers"]), "OptWidth": str(gpu["d_model"]),
+           "OptMatrices": str(gpu["n_matrices"]), "OptCpuName": tex(cpu["device"])}
+    for dev, res in (("Gpu", gpu), ("Cpu", cpu)):
+        r = res["ratio_to_torch_muon"]
+        out[f"Opt{dev}Jordan"] = f"{r['msign Muon jordan']:.2f}"
+        out[f"Opt{dev}PE"] = f"{r['msign Muon polar-express']:.2f}"
+    return out
