@@ -27,3 +27,12 @@ def with_singular_values(m: int, n: int, s, seed: int = 0):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def tol(dtype, multiple: float) -> float:
+    """A tolerance written as ``multiple`` units of the dtype's machine epsilon (numpy or torch
+    dtype): ``tol(np.float64, 4500)`` is 1.0e-12, ``tol(torch.float32, 8)`` 9.5e-7."""
+    import torch
+
+    eps = torch.finfo(dtype).eps if isinstance(dtype, torch.dtype) else np.finfo(dtype).eps
+    return multiple * eps
