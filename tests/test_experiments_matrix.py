@@ -69,3 +69,15 @@ def test_interleaved_ratios_take_each_round_on_its_own(monkeypatch):
     times, ratios = bench.interleaved_ratios([a, b], torch.device("cpu"), 5)
     assert ratios == pytest.approx([1.0, 3.0])
     assert times == pytest.approx([1.0, 3.0])  # loads 1, 10, 1, 10, 1: the median is 1
+
+
+def test_overhead_benchmark_runs_on_tiny_sizes(tmp_path):
+    import json
+
+    from experiments.bench import overhead
+
+    res = overhead.main(["--shapes", "16x32", "--rounds", "2", "--threads", "1",
+                         "--out", str(tmp_path / "o.json")])
+    assert json.loads((tmp_path / "o.json").read_text())["rows"] == res["rows"]
+    assert len(res["rows"]) == 2 and all(r["ratio"] > 0 and r["control"] > 0
+                                         for r in res["rows"])
