@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from . import metrics
+from . import __version__, metrics
 from .api import apply_method, as_dtype
 from .bench import median_time
 from .exact import svd_msign
@@ -256,6 +256,7 @@ def cmd_methods(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m msign", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"msign {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     gemm_help = ("bf16/fp16 products: native torch GEMMs, fp32-accumulated emulation, or auto "
                  "(emulate where the CPU's native half-precision GEMM is slow)")
