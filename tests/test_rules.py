@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import msign
 from experiments.lm.model import GPT, GPTConfig
 from msign.exact import svd_msign
 from msign.optim import Heads, Layout, Muon, qk_clip
@@ -209,3 +210,40 @@ def test_qk_clip_bad_input(kwargs, match):
         qk_clip(torch.ones(3), Heads(W, 2), Heads(W, 2))
     with pytest.raises(ValueError, match="divide"):
         qk_clip(torch.ones(2), Heads(W, 2), Heads(copy.deepcopy(W), 3))
+
+
+def test_diagnostics_equal_a_direct_computation():
+    # The msign callable keeps its outputs, so every number can be recomputed from them.
+    from msign.optim import muon_param_groups
+
+    seen = []
+
+    def keep(M):
+        X = msign.msign(M, "jordan", compute_dtype=torch.float64)  # not orthogonal: band
+        seen.append(X)
+        return X
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 5))
+    opt = Muon(muon_param_groups(model), lr=0.02, msign=keep, diagnostics=True,
+               nonfinite="skip")
+    model(torch.randn(16, 6)).square().mean().backward()
+    opt.step()
+    d = opt.diagnostics
+    assert set(d) == {"skipped_fraction", "orth_error/0.weight", "orth_error/2.weight",
+                      "update_rms/0.weight", "update_rms/2.weight"}
+    for X, name in zip(seen, ["0.weight", "2.weight"], strict=True):
+        s = torch.linalg.svdvals(X.double())
+        assert d[f"orth_error/{name}"] == pytest.approx(float((s - 1).abs().max()), abs=1e-9)
+        rows, cols = X.shape
+        scale = max(1.0, rows / cols) ** 0.5
+        assert d[f"update_rms/{name}"] == pytest.approx(
+            scale * float(X.double().square().mean().sqrt()), rel=1e-9)
+    assert d["skipped_fraction"] == 0.0
+    model[0].weight.grad.fill_(float("nan"))
+    opt.step()
+    assert opt.diagnostics == {"skipped_fraction": 0.5}
+    # QK-clip writes its numbers into the same record
+    W_q, W_k = torch.ones(4, 2), torch.ones(4, 2)
+    qk_clip(torch.tensor([400.0, 50.0]), Heads(W_q, 2), Heads(W_k, 2), record=opt.diagnostics)
+    assert opt.diagnostics["qk/max_logit"] == 400.0 and opt.diagnostics["qk/clipped_heads"] == 1

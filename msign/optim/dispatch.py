@@ -19,6 +19,7 @@ import torch
 from ..api import apply_method
 from ..iterate import loops_over_batch
 from ..registry import Method
+from . import diagnostics
 from .layout import Layout
 
 __all__ = ["Work", "orthogonalize"]
@@ -36,6 +37,8 @@ class Work:
     steps: int | None
     post: Any | None  # the group's post-rule (rules.NorMuon) or None
     post_state: torch.Tensor | None  # its state (e.g. NorMuon's v), read by the owner
+    record: dict[str, float] | None = None  # diagnostics to fill (msign.optim.diagnostics)
+    name: str = ""
 
     @property
     def uniform(self) -> bool:
@@ -85,8 +88,13 @@ def orthogonalize(work: list[tuple[Work, torch.Tensor]]
     results = []
     for (w, _), xs in zip(work, out, strict=True):
         shape = w.param.shape
+        if w.record is not None:
+            w.record[f"orth_error/{w.name}"] = max(diagnostics.orth_error(x) for x in xs)
         if w.uniform:
             results.append((w.layout.from_blocks(xs, shape), None))
+            if w.record is not None:
+                w.record[f"update_rms/{w.name}"] = (
+                    diagnostics.update_rms(results[-1][0]) * w.scales[0])
             continue
         xs = [x * s for x, s in zip(xs, w.scales, strict=True)]
         state = None
@@ -96,4 +104,6 @@ def orthogonalize(work: list[tuple[Work, torch.Tensor]]
             xs = [w.post.apply(x, vp.view(x.shape[:2]), w.group)
                   for x, vp in zip(xs, pieces, strict=True)]
         results.append((w.layout.from_blocks(xs, shape), state))
+        if w.record is not None:
+            w.record[f"update_rms/{w.name}"] = diagnostics.update_rms(results[-1][0])
     return results

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from ..schedules import Schedule, get_schedule
 from . import options, rules, sharding
@@ -98,6 +97,9 @@ class Muon(torch.optim.Optimizer):
     layouts : mapping of fnmatch pattern -> Layout, optional
         Layouts by parameter name (needs named parameters, as :func:`muon_param_groups`
         gives); they override a group's ``layouts``/``layout``/``split``.
+    diagnostics : bool
+        Record per matrix what the step did in ``opt.diagnostics`` (a dict of floats, see
+        :mod:`msign.optim.diagnostics`).
 
     Raises
     ------
@@ -138,7 +140,8 @@ class Muon(torch.optim.Optimizer):
                  cautious_weight_decay: bool = False, adamw_lr: float = 3e-4,
                  adamw_betas: tuple[float, float] = (0.9, 0.95), adamw_eps: float = 1e-8,
                  adamw_weight_decay: float = 0.0, nonfinite: str = "raise",
-                 layouts: Mapping[str, Layout] | None = None, **removed: Any) -> None:
+                 layouts: Mapping[str, Layout] | None = None, diagnostics: bool = False,
+                 **removed: Any) -> None:
         options.refuse_removed(removed, "Muon()")
         if nonfinite not in ("raise", "skip"):
             raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
@@ -148,6 +151,8 @@ class Muon(torch.optim.Optimizer):
                                 "weight_decay": adamw_weight_decay}
         self._methods = options.Methods()
         self.last_step_bytes_sent = 0
+        self.diagnostics: dict[str, float] | None = {} if diagnostics else None
+        self._steps = 0  # steps this process attempted (for diagnostics' skipped_fraction)
         defaults = options.pick_orthogonalizer({
             "lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov,
             "ns_coefficients": ns_coefficients, "eps": eps, "ns_steps": ns_steps,
@@ -182,7 +187,8 @@ class Muon(torch.optim.Optimizer):
         # below must survive copy.deepcopy and pickling too.  The method cache is rebuilt.
         return {**super().__getstate__(), "nonfinite": self.nonfinite,
                 "_name_layouts": self._name_layouts, "_adamw_defaults": self._adamw_defaults,
-                "_methods": options.Methods(), "last_step_bytes_sent": 0}
+                "_methods": options.Methods(), "last_step_bytes_sent": 0,
+                "diagnostics": self.diagnostics, "_steps": self._steps}
 
     def state_dict(self) -> dict[str, Any]:
         sd = super().state_dict()
@@ -192,27 +198,14 @@ class Muon(torch.optim.Optimizer):
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state dict of this class or of torch.optim.Muon (and ours into torch's).
-
-        Keys a saved group lacks (a torch.optim.Muon state dict has no ``use_muon`` or
-        ``msign``) keep this optimizer's values; a saved callable placeholder resolves to
-        this optimizer's callable; layouts always stay this optimizer's.
-        """
+        """Load a state dict of this class or of torch.optim.Muon (and ours into torch's);
+        each saved group is completed by :func:`msign.optim.options.merge_saved`."""
         sd = dict(state_dict)
         legacy_skipped = int(sd.pop("skipped_steps", 0))
-        groups = [dict(g) for g in sd["param_groups"]]
-        for saved, cur in zip(groups, self.param_groups, strict=False):
-            torch_style = "msign" not in saved and saved.get("ns_coefficients") is not None
-            saved.update({k: v for k, v in cur.items() if k != "params" and k not in saved})
-            if torch_style:
-                saved["msign"] = None
-            if isinstance(saved.get("msign"), str) and saved["msign"].startswith("callable:"):
-                saved["msign"] = cur["msign"]
-            if isinstance(saved.get("msign"), dict):
-                saved["msign"] = Schedule.from_dict(saved["msign"])
-            saved["layouts"] = cur.get("layouts")
-            saved["skipped_steps"] = max(saved.get("skipped_steps", 0), legacy_skipped)
-        sd["param_groups"] = groups
+        saved = sd["param_groups"]  # extra saved groups stay: torch's count check fires
+        sd["param_groups"] = [options.merge_saved(dict(g), cur, legacy_skipped) for g, cur
+                              in zip(saved, self.param_groups, strict=False)] + \
+            [dict(g) for g in saved[len(self.param_groups):]]
         super().load_state_dict(sd)
         self._methods = options.Methods()
 
@@ -222,34 +215,41 @@ class Muon(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        active = [(g, p, lay) for g in self.param_groups
-                  for p, lay in zip(g["params"], g.get("layouts") or [None] * len(g["params"]),
-                                    strict=True) if p.grad is not None]
-        if any(p.grad.is_sparse for _, p, _ in active):
+        active = self._active()
+        if any(p.grad.is_sparse for _, p, _, _ in active):
             raise RuntimeError("Muon does not support sparse gradients")
-        if not self._all_finite([_local(p.grad) for _, p, _ in active]):
+        self._steps += 1
+        if self.diagnostics is not None:
+            self.diagnostics.clear()
+            self.diagnostics["skipped_fraction"] = 0.0
+        if not sharding.all_finite([_local(p.grad) for _, p, _, _ in active]):
             if self.nonfinite == "raise":
                 raise FloatingPointError(
                     "a gradient contains NaN or Inf; parameters and optimizer state are "
                     "unchanged (pass nonfinite='skip' to skip such steps)")
             for g in self.param_groups:
                 g["skipped_steps"] = g.get("skipped_steps", 0) + 1
+            if self.diagnostics is not None:
+                self.diagnostics["skipped_fraction"] = self.skipped_steps / self._steps
             return loss
-        for g, p, _ in active:
+        for g, p, _, _ in active:
             if not g["use_muon"]:
                 self._adamw(g, p)
-        muon = [(g, p, lay) for g, p, lay in active if g["use_muon"]]
+        muon = [a for a in active if a[0]["use_muon"]]
         if muon:
             self._muon_step(muon)
         return loss
 
-    def _all_finite(self, grads: list[torch.Tensor]) -> bool:
-        ok = torch.tensor(all(bool(gr.isfinite().all()) for gr in grads if gr.numel()),
-                          dtype=torch.int32)
-        if sharding.world_and_rank()[0] > 1:  # shards differ: a NaN on one rank stops all
-            ok = ok.cuda() if dist.get_backend() == "nccl" else ok
-            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        return bool(ok)
+    def _active(self) -> list[tuple[dict, torch.Tensor, Layout | None, str]]:
+        """(group, parameter, layout, name) of every parameter with a gradient."""
+        out = []
+        for gi, g in enumerate(self.param_groups):
+            n = len(g["params"])
+            names = g.get("param_names") or [f"{gi}.{i}" for i in range(n)]
+            out += [(g, p, lay, name) for p, lay, name in zip(
+                g["params"], g.get("layouts") or [None] * n, names, strict=True)
+                if p.grad is not None]
+        return out
 
     def _adamw(self, g: dict, p: torch.Tensor) -> None:
         state = self.state[p]
@@ -262,7 +262,7 @@ class Muon(torch.optim.Optimizer):
                     g["weight_decay"], rules.rule_for("decay", g))
         state["step"] = local["step"]
 
-    def _work(self, g: dict, p: torch.Tensor, lay: Layout) -> Work:
+    def _work(self, g: dict, p: torch.Tensor, lay: Layout, name: str) -> Work:
         state = self.state[p]
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(p)
@@ -272,18 +272,18 @@ class Muon(torch.optim.Optimizer):
                                                 device=_local(p).device)
         method, steps = self._methods.resolve(g)
         return Work(g, p, lay, lay.scales(p.shape, g["adjust_lr_fn"]), method, steps, post,
-                    state[post.state_key] if post is not None else None)
+                    state[post.state_key] if post is not None else None, self.diagnostics, name)
 
-    def _muon_step(self, muon: list[tuple[dict, torch.Tensor, Layout]]) -> None:
+    def _muon_step(self, muon: list[tuple[dict, torch.Tensor, Layout, str]]) -> None:
         jobs, items = [], []
-        for g, p, lay in muon:
-            w = self._work(g, p, lay)
+        for g, p, lay, name in muon:
+            w = self._work(g, p, lay, name)
             u = rules.rule_for("momentum", g).direction(
                 _local(self.state[p]["momentum_buffer"]), _local(p.grad), g)
             jobs.append(w)
             items.append(sharding.Item(u, p.shape, sharding.is_fsdp2(p),
                                        0 if w.post is None else w.post_state.numel(), w.cost))
-        mesh = next((p.device_mesh for _, p, _ in muon if sharding.is_fsdp2(p)), None)
+        mesh = next((p.device_mesh for _, p, _, _ in muon if sharding.is_fsdp2(p)), None)
         results, aux, self.last_step_bytes_sent = sharding.exchange(
             items, lambda pairs: orthogonalize([(jobs[i], u) for i, u in pairs]),
             mesh.get_group() if mesh is not None else None)

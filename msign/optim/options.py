@@ -25,7 +25,8 @@ from . import rules, sharding
 from .layout import ADJUST_MODES, Layout, infer_layout
 
 __all__ = ["REMOVED", "refuse_removed", "pick_orthogonalizer", "check_group", "Methods",
-           "param_name", "portable_msign"]
+           "param_name", "portable_msign",
+           "merge_saved"]
 
 #: removed keywords -> what replaces them (a TypeError names it).
 REMOVED = {
@@ -67,6 +68,24 @@ def portable_msign(msign: Any) -> Any:
     if isinstance(msign, Schedule):
         return msign.to_dict()
     return f"callable:{getattr(msign, 'name', None) or getattr(msign, '__qualname__', 'fn')}"
+
+
+def merge_saved(saved: dict[str, Any], cur: Mapping[str, Any], legacy_skipped: int
+                ) -> dict[str, Any]:
+    """A saved group (of msign's Muon or torch.optim.Muon) made whole for this optimizer:
+    keys it lacks keep this optimizer's values, a callable placeholder resolves to this
+    optimizer's callable, a Schedule dict to its Schedule; layouts stay this optimizer's."""
+    torch_style = "msign" not in saved and saved.get("ns_coefficients") is not None
+    saved.update({k: v for k, v in cur.items() if k != "params" and k not in saved})
+    if torch_style:
+        saved["msign"] = None
+    if isinstance(saved.get("msign"), str) and saved["msign"].startswith("callable:"):
+        saved["msign"] = cur["msign"]
+    if isinstance(saved.get("msign"), dict):
+        saved["msign"] = Schedule.from_dict(saved["msign"])
+    saved["layouts"] = cur.get("layouts")
+    saved["skipped_steps"] = max(saved.get("skipped_steps", 0), legacy_skipped)
+    return saved
 
 
 def param_name(group: Mapping[str, Any], i: int, gi: int) -> str:

@@ -61,7 +61,8 @@ class Heads:
 
 
 @torch.no_grad()
-def qk_clip(s_max: torch.Tensor, q: Heads, k: Heads, tau: float = 100.0) -> torch.Tensor:
+def qk_clip(s_max: torch.Tensor, q: Heads, k: Heads, tau: float = 100.0,
+            record: dict[str, float] | None = None) -> torch.Tensor:
     """Rescale the query/key rows of every head whose largest logit exceeds ``tau``.
 
     Parameters
@@ -73,6 +74,9 @@ def qk_clip(s_max: torch.Tensor, q: Heads, k: Heads, tau: float = 100.0) -> torc
         (multi-head) or divide it (grouped-query attention).
     tau : float
         The cap (Kimi K2: 100).
+    record : dict, optional
+        Where to add ``qk/max_logit`` (the largest entry of ``s_max`` so far this step) and
+        ``qk/clipped_heads`` (their running count): pass ``opt.diagnostics``.
 
     Returns
     -------
@@ -97,6 +101,9 @@ def qk_clip(s_max: torch.Tensor, q: Heads, k: Heads, tau: float = 100.0) -> torc
     if q.heads % k.heads:
         raise ValueError(f"key heads ({k.heads}) must divide query heads ({q.heads})")
     clip = s_max > tau
+    if record is not None:
+        record["qk/max_logit"] = max(record.get("qk/max_logit", -math.inf), float(s_max.max()))
+        record["qk/clipped_heads"] = record.get("qk/clipped_heads", 0) + int(clip.sum())
     if not bool(clip.any()):
         return clip
     gamma = torch.where(clip, tau / s_max, torch.ones_like(s_max))

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["Item", "exchange", "owners", "shard_rows", "is_fsdp2", "check_placement",
-           "world_and_rank"]
+           "world_and_rank", "all_finite"]
 
 OrthoFn = Callable[[list[tuple[int, torch.Tensor]]],
                    list[tuple[torch.Tensor, "torch.Tensor | None"]]]
@@ -61,6 +61,17 @@ def check_placement(p: torch.Tensor, name: str) -> None:
             f"{placements}; Muon supports FSDP2's fully_shard layout (a 1-D mesh, Shard(0)) "
             "and plain (replicated) tensors. Tensor parallel and HSDP are not supported: "
             "they would need the matrix gathered across more than one mesh dimension.")
+
+
+def all_finite(grads: Sequence[torch.Tensor]) -> bool:
+    """Whether every gradient is finite on every rank (shards differ: a NaN on one rank must
+    stop every rank before anything changes)."""
+    ok = torch.tensor(all(bool(gr.isfinite().all()) for gr in grads if gr.numel()),
+                      dtype=torch.int32)
+    if world_and_rank()[0] > 1:
+        ok = ok.cuda() if dist.get_backend() == "nccl" else ok
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok)
 
 
 def world_and_rank(group=None) -> tuple[int, int]:
