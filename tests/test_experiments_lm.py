@@ -85,6 +85,25 @@ def test_smoke_run_writes_metrics_and_checkpoint(corpus, tmp_path):
     assert (tmp_path / "a" / "ckpt.pt").exists()
 
 
+def test_muon_runs_write_diagnostics_and_they_plot(corpus, tmp_path):
+    from experiments.lm import plot_diagnostics
+
+    run(corpus, tmp_path / "d", "--diagnostics-every", "4")
+    recs = [r for r in read_metrics(tmp_path / "d") if "diagnostics" in r]
+    assert [r["step"] for r in recs] == [4, 8, 12]
+    d = recs[-1]["diagnostics"]
+    assert d["skipped_fraction"] == 0.0
+    orth = [v for k, v in d.items() if k.startswith("orth_error/")]
+    assert orth and all(0 < v < 1 for v in orth)  # Jordan's band: near 1, never exactly
+    assert all(v > 0 for k, v in d.items() if k.startswith("update_rms/"))
+    png = plot_diagnostics.main([str(tmp_path / "d")])
+    assert png.stat().st_size > 1000
+    train_lm.main(["--optimizer", "adamw", "--lr", "3e-3", "--preset", "smoke", "--steps", "2",
+                   "--cache", str(corpus), "--out", str(tmp_path / "w"), "--device", "cpu"])
+    with pytest.raises(SystemExit, match="no diagnostics"):
+        plot_diagnostics.main([str(tmp_path / "w")])
+
+
 def test_resume_continues_exactly(corpus, tmp_path):
     run(corpus, tmp_path / "full")
     run(corpus, tmp_path / "cut", "--stop-after", "5")

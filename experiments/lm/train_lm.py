@@ -5,7 +5,9 @@
         [--qk-clip 100]
 
 Writes DIR/metrics.jsonl (step, tokens, train_loss, grad_norm, val_loss at evaluations,
-wall_s; with QK tracking the largest logit and the clips), DIR/config.json and DIR/ckpt.pt
+wall_s; with QK tracking the largest logit and the clips; for Muon, every
+``--diagnostics-every`` steps, ``diagnostics``: what :mod:`msign.optim.diagnostics` records,
+drawn by ``python -m experiments.lm.plot_diagnostics DIR``), DIR/config.json and DIR/ckpt.pt
 (atomic; model, optimizer, data-RNG state, step, wall time); ``--snapshots`` also keeps the
 model at those steps (DIR/snap_STEP.pt).  Rerunning the same command on DIR resumes from the
 checkpoint and continues exactly as the uninterrupted run would; a different command on the
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, help="override the preset's step count")
     ap.add_argument("--stop-after", type=int, help="stop (checkpointed) after this step")
     ap.add_argument("--snapshots", default="", help="steps at which to keep the model")
+    ap.add_argument("--diagnostics-every", type=int, default=10,
+                    help="Muon: record msign.optim.diagnostics every this many steps "
+                         "(0: never)")
     ap.add_argument("--data", choices=data.SPLITS, default="all",
                     help="corpus split: all, or the mismatch study's pretrain/finetune")
     ap.add_argument("--init-from", help="start the model from this run directory's final "
@@ -183,6 +188,10 @@ def main(argv: list[str] | None = None) -> dict:
             loss = model(x.to(dev), y.to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            diag = isinstance(opt, Muon) and args.diagnostics_every > 0 and (
+                (step + 1) % args.diagnostics_every == 0)
+            if isinstance(opt, Muon):  # an empty dict records this step, None nothing
+                opt.diagnostics = {} if diag else None
             gnorm = torch.nn.utils.clip_grad_norm_(
                 model.parameters(), args.grad_clip if args.grad_clip > 0 else float("inf"))
             opt.step()
@@ -193,8 +202,11 @@ def main(argv: list[str] | None = None) -> dict:
                 rec["qk_max"] = float(max(h.max() for h in heads))
                 if args.qk_clip is not None:
                     rec["qk_clips"] = int(sum(
-                        qk_clip(h, *model.qk_heads(b), tau=args.qk_clip).sum()
+                        qk_clip(h, *model.qk_heads(b), tau=args.qk_clip,
+                                record=opt.diagnostics if diag else None).sum()
                         for b, h in zip(model.blocks, heads, strict=True)))
+            if diag:
+                rec["diagnostics"] = {k: round(v, 6) for k, v in opt.diagnostics.items()}
             if (step + 1) % p["eval_every"] == 0 or step + 1 == steps:
                 if track:  # S_max per layer and head, of this step's training batch
                     rec["qk_max_heads"] = [[round(float(v), 4) for v in h] for h in heads]
