@@ -155,7 +155,7 @@ def minimax_odd(lower: float, upper: float, degree: int, *, dps: int = 60,
     coeffs : tuple of mpmath.mpf
         ``(c0, ..., cd)`` of ``c0 x + c1 x^3 + ... + cd x^(2d+1)``.
     error : mpmath.mpf
-        The equioscillation error E = max |p(x) - 1| on [lower, upper].
+        The equioscillation error E = ``max |p(x) - 1|`` on [lower, upper].
 
     Raises
     ------
@@ -375,7 +375,7 @@ def step_matmuls(degree: int) -> int:
 
 
 def _certified_error(s: Schedule, lower: float, noise: float) -> tuple[float, tuple]:
-    """Rigorous max |f - 1| on [lower, 1], and with ``noise`` the noise model's upper end."""
+    """Rigorous ``max |f - 1|`` on [lower, 1], and with ``noise`` the noise model's upper end."""
     lo, hi = scalar.band(s, lower)
     err = max(1 - lo, hi - 1)
     if noise:
@@ -499,7 +499,7 @@ def coverage(matmuls: int, delta: float, *, degrees: tuple[int, ...] = (3, 5, 7)
 
 
 def shared_band(lower: float, steps: int, degree: int = 5, *, samples: int = 3000) -> Schedule:
-    """One odd polynomial, repeated ``steps`` times, minimizing max |f - 1| on [lower, 1].
+    """One odd polynomial, repeated ``steps`` times, minimizing ``max |f - 1|`` on [lower, 1].
 
     Nelder-Mead on the sampled error (``samples`` geometric points) from deterministic
     starts (the greedy first step, the Taylor polynomial, and for quintics Jordan's); the

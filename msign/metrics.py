@@ -62,12 +62,12 @@ def sigma_band(X: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def max_sigma_error(X: Any) -> np.ndarray:
-    """max_i |sigma_i(X) - 1| (for full-rank G, the spectral distance from orthogonality).
+    """``max_i |sigma_i(X) - 1|`` (for full-rank G, the spectral distance from orthogonality).
 
     From the eigenvalues of the smaller-side Gram matrix in float64 (sigma^2 = lambda): an
     eigensolve of min(m, n)^2 instead of an SVD of m x n, 8x faster at 1024 x 4096.  The
     absolute error in sigma is about eps * sigma_max^2 / (1 + sigma), so ~1e-16 for the
-    quantity measured (a tiny sigma has |sigma - 1| ~ 1 either way).
+    quantity measured (a tiny sigma has ``|sigma - 1|`` ~ 1 either way).
     """
     T = _f64(X)
     m, n = T.shape[-2:]

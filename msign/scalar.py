@@ -23,7 +23,7 @@ roots are real) is kept as a fast estimate: :func:`estimate_band`,
 Low-precision models, rigorous the same way: :func:`rounding_band` widens each step's
 input by a relative ``rel`` (the earlier, optimistic model); :func:`noise_band` adds after
 each step an absolute perturbation of the singular values, ``cu`` times the size of the
-step's terms sum_j |c_j| ||X||^(2j+1) (a GEMM's rounding error scales with its operands'
+step's terms ``sum_j |c_j| ||X||^(2j+1)`` (a GEMM's rounding error scales with its operands'
 norms, so small singular values move by about u ||X||, not by u times themselves;
 ``experiments/matrix/rounding_model.py`` measures the constant).
 """
@@ -270,7 +270,7 @@ def band(schedule: Schedule | str, lower: float = 1e-3, steps: int | None = None
 
 def worst_case_error(schedule: Schedule | str, lower: float = 1e-3,
                      steps: int | None = None) -> float:
-    """Rigorous upper bound on max |f(x) - 1| over x in [lower, 1].
+    """Rigorous upper bound on ``max |f(x) - 1|`` over x in [lower, 1].
 
     Parameters and errors as :func:`band`.
 
@@ -334,7 +334,7 @@ def noise_band(schedule: Schedule | str, lower: float = 1e-3, cu: float = 2.0**-
 
     Model (issue: "a bf16 model that scales with ||X||"; measured by
     ``experiments/matrix/rounding_model.py``): storing X_0 = G / nu, and every step x -> p(x), add
-    to each singular value a delta with |delta| <= cu ||X||_2, ``cu = c u`` with u the unit
+    to each singular value a delta with ``|delta| <= cu ||X||_2``, ``cu = c u`` with u the unit
     round-off and c measured.  A GEMM's error scales with its operands' norms, so a small
     singular value moves by about u ||X||, not by u times itself (the relative model of
     :func:`rounding_band`).  The band tracks singular values (magnitudes, >= 0) from
@@ -462,6 +462,6 @@ def estimate_band(schedule: Schedule | str, lower: float = 1e-3, steps: int | No
 
 def estimate_worst_case_error(schedule: Schedule | str, lower: float = 1e-3,
                               steps: int | None = None, dps: int = 50) -> float:
-    """Fast estimate of max |f - 1| on [lower, 1] (see :func:`estimate_band`)."""
+    """Fast estimate of ``max |f - 1|`` on [lower, 1] (see :func:`estimate_band`)."""
     lo, hi = estimate_band(schedule, lower, steps, dps)
     return max(1 - lo, hi - 1)

@@ -117,7 +117,7 @@ def test_inference_by_module():
 
 def test_conv_scale_against_keller_jordan():
     # KJ's muon.py scales a 4-D update by sqrt(max(1, kh / kw)); msign by its flattened
-    # (out, in * kh * kw) matrix (README: where the two differ and by how much).
+    # (out, in * kh * kw) matrix (docs/guides/muon.md: where the two differ and by how much).
     def kj(shape):
         return max(1, shape[-2] / shape[-1]) ** 0.5
 

@@ -78,7 +78,7 @@ def test_grouping_and_layouts(name):
                for n in rest), rest
     everything = {id(p) for p in model.parameters()}
     assert {id(p) for g in (muon, adamw) for _, p in g["params"]} == everything
-    if name in ("mixtral", "qwen2moe"):  # routers are trained by AdamW (README: how to move them)
+    if name in ("mixtral", "qwen2moe"):  # routers go to AdamW (docs/guides/muon.md)
         assert any(n.endswith("mlp.gate.weight") for n in rest)
         moved = muon_param_groups(model, muon=["*.mlp.gate.weight"])[0]
         assert any(n.endswith("mlp.gate.weight") for n in names(moved))

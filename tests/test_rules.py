@@ -1,5 +1,5 @@
 """The Muon family: NorMuon, cautious weight decay (both sides) and QK-clip, each against a
-direct float64 transcription of the formula it implements (README: "The Muon family")."""
+direct float64 transcription of the formula it implements (docs/guides/muon.md)."""
 
 import copy
 import io
@@ -23,7 +23,7 @@ def grads(shapes, steps, seed=0):
 
 
 def reference_step(W, B, v, G, layout, cautious, normuon):
-    """One step, written out from the formulas in float64 (numbers from msign's README)."""
+    """One step, written out from the formulas in float64 (numbers from docs/guides/muon.md)."""
     B.lerp_(G, 1 - MU)
     M = G.lerp(B, MU)
     outs, offset = [], 0

@@ -10,7 +10,7 @@ both optimizers, so a failure of the port shows on torch's own Muon too.
 PyTorch's generic tests use 1-D biases; torch.optim.Muon (since 2.9) takes only 2-D
 parameters, so biases here are (n, 1) matrices, as common_optimizers' own error inputs do.
 
-Deliberate differences (msign's Muon, listed here and in the README):
+Deliberate differences (msign's Muon, listed here and in docs/guides/muon.md):
 
 - "only support 2D parameters": msign's Muon accepts >2-D parameters (conv weights are
   flattened, expert stacks batched: msign.optim.Layout), so that error input does not apply.

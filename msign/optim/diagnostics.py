@@ -4,7 +4,7 @@ With ``Muon(..., diagnostics=True)``, after every step ``opt.diagnostics`` is a 
 
 - ``update_rms/<param>``: the root mean square of the update subtracted from the parameter
   before the learning rate, s(W) msign(M) (after NorMuon where it is on);
-- ``orth_error/<param>``: max_i |sigma_i - 1| of msign(M) over the parameter's matrices, from
+- ``orth_error/<param>``: ``max_i |sigma_i - 1|`` of msign(M) over the parameter's matrices, from
   their Gram matrices X X^T (one product and an eigendecomposition of the small side);
 - ``skipped_fraction``: the share of this process's steps skipped for a non-finite gradient;
 - ``qk/max_logit`` and ``qk/clipped_heads``: where QK-clip is on, written by
@@ -37,7 +37,7 @@ __all__ = ["orth_error", "update_rms"]
 
 
 def orth_error(blocks: torch.Tensor) -> float:
-    """max |sigma_i - 1| of a (B, m, n) stack of matrices, from the Gram matrix of the
+    """``max |sigma_i - 1|`` of a (B, m, n) stack of matrices, from the Gram matrix of the
     smaller side (sigma_i^2 are its eigenvalues)."""
     x = blocks.double()
     gram = x @ x.mT if x.shape[-2] <= x.shape[-1] else x.mT @ x
