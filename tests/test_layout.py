@@ -129,3 +129,29 @@ def test_conv_scale_against_keller_jordan():
     tall = (64, 64, 3, 1)
     assert 1 - ours(tall) / kj(tall) == pytest.approx(0.42, abs=0.005)  # 42% less
     assert ours((64, 64, 3, 3)) == kj((64, 64, 3, 3)) == 1.0
+    # adjust_lr_fn="keller_jordan" is muon.py's formula, on every layout kind
+    for shape in [first, tall, (64, 64, 3, 3), (32, 16, 5, 1), (16, 48)]:
+        lay = Layout.conv(len(shape)) if len(shape) > 2 else Layout.linear()
+        assert lay.scales(shape, "keller_jordan") == [kj(shape)]
+
+
+def test_keller_jordan_rule_step_equals_muon_py():
+    # One Muon step on a conv filter with adjust_lr_fn="keller_jordan" is muon.py's
+    # muon_update (flatten, orthogonalize, scale by sqrt(max(1, kh/kw))), written out in float64
+    # with the exact polar factor in place of its Newton-Schulz.
+    import msign
+
+    torch.manual_seed(0)
+    for shape in [(16, 3, 3, 1), (8, 8, 3, 3), (4, 2, 5, 2)]:
+        W = torch.randn(shape, dtype=torch.float64)
+        G = torch.randn(shape, dtype=torch.float64)
+        p = nn.Parameter(W.clone())
+        opt = Muon([p], lr=0.1, momentum=0.95, nesterov=True, msign="svd",
+                   msign_dtype=torch.float64, adjust_lr_fn="keller_jordan")
+        p.grad = G.clone()
+        opt.step()
+        buf = torch.zeros_like(G).lerp_(G, 1 - 0.95)
+        update = G.lerp(buf, 0.95)
+        X = msign.msign(update.reshape(shape[0], -1), "svd").reshape(shape)
+        expected = W - 0.1 * X * max(1, shape[-2] / shape[-1]) ** 0.5
+        assert torch.allclose(p.detach(), expected, atol=1e-12, rtol=0)

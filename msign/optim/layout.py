@@ -38,7 +38,7 @@ from torch import nn
 __all__ = ["Layout", "shape_scale", "infer_layout", "ADJUST_MODES"]
 
 #: learning-rate shape scale modes; torch.optim.Muon's adjust_lr_fn=None is "original".
-ADJUST_MODES = ("original", "match_rms_adamw", "unscaled")
+ADJUST_MODES = ("original", "match_rms_adamw", "unscaled", "keller_jordan")
 
 
 def shape_scale(rows: int, cols: int, mode: str | None) -> float:
@@ -52,7 +52,7 @@ def shape_scale(rows: int, cols: int, mode: str | None) -> float:
         return 0.2 * math.sqrt(max(rows, cols))
     if mode == "unscaled":
         return 1.0
-    raise ValueError(f"adjust_lr must be one of {ADJUST_MODES}; got {mode!r}")
+    raise ValueError(f"adjust_lr_fn must be one of {ADJUST_MODES}; got {mode!r}")
 
 
 def _ints(v: int | Sequence[int] | None, what: str) -> tuple[int, ...] | None:
@@ -174,8 +174,19 @@ class Layout:
                              f"{tuple(shape)}: {e}") from None
 
     def scales(self, shape: Sequence[int], mode: str | None) -> list[float]:
-        """The shape scale of each block (see :func:`shape_scale`)."""
-        return [shape_scale(o, i, mode) for _, o, i in self.matrix_shapes(shape)]
+        """The shape scale of each block (see :func:`shape_scale`).
+
+        ``"keller_jordan"`` is KellerJordan/Muon muon.py's rule, sqrt(max(1, size(-2) /
+        size(-1))) of the stored tensor, one scale for every block: for a 2-D (out, in)
+        weight it equals "original", for a conv weight (out, in, kh, kw) it is
+        sqrt(max(1, kh / kw)), where msign's "original" scales the flattened
+        (out, in kh kw) matrix.
+        """
+        blocks = self.matrix_shapes(shape)
+        if mode == "keller_jordan":
+            s = math.sqrt(max(1.0, shape[-2] / shape[-1])) if shape[-1] else 1.0
+            return [s] * len(blocks)
+        return [shape_scale(o, i, mode) for _, o, i in blocks]
 
     def rows(self, shape: Sequence[int]) -> int:
         """Total output rows over all blocks and batches (NorMuon keeps one entry each)."""
