@@ -19,8 +19,12 @@ import torch
 from .gemm import NATIVE, Gemm
 from .schedules import Schedule
 
-__all__ = ["normalize", "loops_over_batch", "iterate", "iterate_gram", "run_schedule", "start",
-           "uses_gram_side", "cost", "schedule_flops", "gram_flops"]
+__all__ = ["NonFiniteInput", "normalize", "loops_over_batch", "iterate", "iterate_gram",
+           "run_schedule", "start", "uses_gram_side", "cost", "schedule_flops", "gram_flops"]
+
+
+class NonFiniteInput(ValueError):
+    """Raised by :func:`normalize` on CPU when X holds NaN or Inf (its norm is not finite)."""
 
 
 def normalize(X: torch.Tensor, safety: float = 1.0, eps: float = 0.0) -> torch.Tensor:
@@ -31,19 +35,30 @@ def normalize(X: torch.Tensor, safety: float = 1.0, eps: float = 0.0) -> torch.T
     more than the fast native reduction, the norm is taken in X's dtype and recomputed in
     float64 only where it overflowed or fell below sqrt(tiny) * 1e4.  fp16 input is always
     normalized in fp32: its norm leaves fp16's range for ordinary matrices.
+
+    On CPU a norm that is not finite in float64 (where no finite entry can overflow it) means
+    a NaN or Inf entry: :class:`NonFiniteInput` is raised, so that :func:`msign.msign` needs
+    no separate pass over its input to check it.
     """
+    cpu = X.device.type == "cpu" and not torch.compiler.is_compiling()
     if X.dtype == torch.float16:
         nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=torch.float32)
+        if cpu and not bool(torch.isfinite(nu).all()):
+            raise NonFiniteInput("X contains NaN or Inf")
         nu = (nu * safety).clamp_min(max(eps, torch.finfo(torch.float32).tiny))
         return (X.to(torch.float32) / nu).to(X.dtype)
     wide = torch.float64
     # Under torch.compile the float64 accumulation is fused into the reduction, and the
     # CPU path's data-dependent rescue branch would break the graph.
-    if (X.device.type == "cpu" and not torch.compiler.is_compiling()) or X.dtype == wide:
+    if cpu or X.dtype == wide:
         nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True)
         floor = torch.finfo(X.dtype).tiny ** 0.5 * 1e4
-        if X.dtype != wide and not bool(((nu > floor) & torch.isfinite(nu)).all()):
-            nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=wide)
+        in_range = X.dtype != wide and bool(((nu > floor) & torch.isfinite(nu)).all())
+        if not in_range:
+            if X.dtype != wide:
+                nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=wide)
+            if cpu and not bool(torch.isfinite(nu).all()):
+                raise NonFiniteInput("X contains NaN or Inf")
     else:
         nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=wide)
     # Clamping at the smallest normal maps the zero matrix to 0 / tiny = 0, not NaN.

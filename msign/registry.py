@@ -40,6 +40,9 @@ class Method:
     description: str = ""
     schedule: Schedule | None = None
     min_float32: bool = False
+    #: raises msign.iterate.NonFiniteInput on CPU for NaN/Inf input (from the norm it takes
+    #: anyway), so that msign.msign skips its own pass over the input there
+    checks_finite: bool = False
 
 
 def schedule_info(s: Schedule, X: torch.Tensor, steps: int) -> dict[str, Any]:
@@ -57,7 +60,7 @@ def _schedule_method(s: Schedule, name: str | None = None, description: str = ""
             info.update(schedule_info(s, X, k))
         return run_schedule(X, s, k, gemm)
 
-    return Method(name or s.name, fn, description or s.source, schedule=s)
+    return Method(name or s.name, fn, description or s.source, schedule=s, checks_finite=True)
 
 
 def _svd(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None) -> torch.Tensor:

@@ -411,6 +411,25 @@ class TestPolar:
 
 
 class TestBadInput:
+    @pytest.mark.parametrize("method", ["jordan", "polar-express-gram", "svd", "qdwh"])
+    @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16,
+                                       torch.float16])
+    @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+    def test_nonfinite_named_by_every_path(self, method, dtype, bad):
+        # schedules find it in the engine's own norm, factorizations at the API edge
+        G = torch.randn(6, 24, dtype=torch.float64)
+        G[2, 5] = bad
+        with pytest.raises(ValueError, match="G contains NaN or Inf"):
+            msign.msign(G.to(dtype), method)
+        with pytest.raises(ValueError, match="G contains NaN or Inf"):
+            msign.msign(G, method, compute_dtype=dtype)
+
+    def test_finite_input_outside_the_compute_range_is_named(self):
+        with pytest.raises(ValueError, match="outside the range of compute_dtype"):
+            msign.msign(torch.full((4, 8), 1e30), "jordan", compute_dtype=torch.float16)
+        X = msign.msign(torch.full((4, 8), 1e30), "jordan", compute_dtype=torch.bfloat16)
+        assert bool(torch.isfinite(X).all())
+
     @pytest.mark.parametrize(
         "G,exc,match",
         [

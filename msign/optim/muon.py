@@ -76,9 +76,10 @@ class Muon(torch.optim.Optimizer):
         default 0: every nonzero G is normalized exactly).
     ns_steps : int, optional
         Steps of the orthogonalizer (default: the method's; 5 with ``ns_coefficients``).
-    adjust_lr_fn : {None, "original", "match_rms_adamw", "unscaled"}
+    adjust_lr_fn : {None, "original", "match_rms_adamw", "unscaled", "keller_jordan"}
         Shape scale s(W) on each orthogonalized matrix (out, in): sqrt(max(1, out/in))
-        ("original" = None, Jordan and torch), 0.2 sqrt(max(out, in)) (Moonlight), or 1.
+        ("original" = None, Jordan and torch), 0.2 sqrt(max(out, in)) (Moonlight), 1, or
+        muon.py's sqrt(max(1, size(-2)/size(-1))) of the stored tensor (conv: kh/kw).
     msign : str, Schedule or callable, optional
         The orthogonalizer: a name in ``msign.METHODS``, a Schedule, or ``fn(M) -> X`` on one
         2-D update in the parameter's dtype (its result is cast back).  Default
