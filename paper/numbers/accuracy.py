@@ -62,7 +62,9 @@ def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
     G = npz[GRAD_KEY]
     # where bf16 puts the null direction: X v_min, against G's column space
     G64 = torch.as_tensor(G, dtype=torch.float64)
-    X = msign.msign(G64, "polar-express", compute_dtype=torch.bfloat16).double()
+    # emulated products (a GPU tensor core's rounding), not "auto": auto picks its path by
+    # timing the CPU, so under load the paper's number would change with it
+    X = msign.msign(G64, "polar-express", compute_dtype=torch.bfloat16, gemm="emulated").double()
     U, _, Vh = torch.linalg.svd(G64, full_matrices=False)
     w = X @ Vh[-1]
     out.update(NullLift=f"{float(w.norm()):.2f}",
