@@ -426,6 +426,25 @@ def fig_lm(summary: dict, out: Path, arms: list[str] | None = None) -> Path:
     return _save(fig, out)
 
 
+def fig_cnn(summary: dict, out: Path) -> Path:
+    """Conv-net study: test accuracy per arm, held-out seeds and their mean with its 95%
+    interval."""
+    rows = summary["rows"]
+    fig, ax = plt.subplots(figsize=(4.6, 0.45 * len(rows) + 0.9))
+    for i, r in enumerate(rows):
+        m = 100 * r["test_acc_mean"]
+        lo, hi = (100 * v for v in r["test_acc_ci95"])
+        ax.errorbar([m], [i], xerr=[[m - lo], [hi - m]], fmt="o", color="k", capsize=3, ms=4)
+        ax.plot([100 * f for f in r["finals"]], [i] * len(r["finals"]), ".", color="0.6",
+                ms=3)
+    ax.set_yticks(range(len(rows)), [r["arm"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"test accuracy [%] ({len(rows[0]['finals'])} held-out seeds; mean, 95% "
+                  "interval)")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "figures"))
@@ -445,7 +464,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     todo = pending(res)
     for study, key, draw, pdf in (("LM", "lm_family", fig_lm, "lm.pdf"),
                                   ("Entropy", "entropy", fig_entropy, "entropy.pdf"),
-                                  ("Budget", "budget", fig_budget, "budget.pdf")):
+                                  ("Budget", "budget", fig_budget, "budget.pdf"),
+                                  ("CNN", "cnn", fig_cnn, "cnn.pdf")):
         if study in todo:
             print(f"pending: {study} (missing {', '.join(todo[study])}; "
                   f"{study_command(study)})", file=sys.stderr)

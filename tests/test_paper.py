@@ -139,6 +139,19 @@ class TestFigures:
     def test_budget(self, tmp_path):
         assert pdf_ok(figures.fig_budget(TINY_BUDGET, tmp_path / "b.pdf"))
 
+    def test_cnn(self, tmp_path):
+        rows = [{"arm": a, "lr": 0.1, "test_acc_mean": 0.95, "test_acc_ci95": [0.94, 0.96],
+                 "finals": [0.94, 0.96], "epochs_to_sgd_final": None, "epoch_time_vs_sgd": 1.0}
+                for a in ("sgd", "muon-jordan")]
+        assert pdf_ok(figures.fig_cnn({"rows": rows}, tmp_path / "cnn.pdf"))
+        summary = {"rows": rows, "data": "digits_x", "epochs": 8, "select_seeds": [0],
+                   "report_seeds": [1, 2], "target_acc": 0.95,
+                   "rule_comparison": {"msign_minus_kj_mean": 0.001, "ci95": [-0.01, 0.012],
+                                       "verdict": "neither"}}
+        v = numbers.cnn_numbers(summary)
+        assert v["CNNRuleDiff"] == "+0.10" and v["CNNData"] == "digits\\_x"
+        assert v["CNNRows"].count("\\\\") == 2 and "95.00 [94.00, 96.00]" in v["CNNRows"]
+
 
 TINY_BUDGET = {
     "adamw_final_val_mean": 1.6, "steps": 800,

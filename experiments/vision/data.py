@@ -84,7 +84,7 @@ def digits() -> Images:
                                           stratify=d.target)
     a, b = _normalized(xtr, xte)
     return Images(a, torch.from_numpy(ytr).long(), b, torch.from_numpy(yte).long(),
-                  "sklearn digits (8x8, 1437 train / 360 test)", flip=False, shift=1)
+                  "sklearn digits (8x8, 1437 train / 360 test)", flip=False, shift=2)
 
 
 def _unpickle(path: Path) -> tuple[np.ndarray, np.ndarray]:

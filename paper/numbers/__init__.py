@@ -21,11 +21,13 @@ from .format import macros, sci, tex
 from .methods import derivation_numbers, rounding_numbers, schedule_numbers
 from .speed import optimizer_numbers, timing_numbers
 from .training import entropy_numbers, lm_family_numbers, mismatch_numbers
+from .vision import cnn_numbers
 
 __all__ = ["main", "macros", "sci", "tex", "derivation_numbers", "schedule_numbers",
            "rounding_numbers", "timing_numbers", "optimizer_numbers", "gradient_numbers",
            "convergence_numbers", "precision_numbers", "gram_numbers", "lm_family_numbers",
-           "entropy_numbers", "mismatch_numbers", "budget_design_numbers", "budget_numbers"]
+           "entropy_numbers", "mismatch_numbers", "budget_design_numbers", "budget_numbers",
+           "cnn_numbers"]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> Path:
         "LM": lambda: lm_family_numbers(get("lm_family"), get("adamw_stall"), get("lm_step")),
         "Entropy": lambda: entropy_numbers(get("entropy")),
         "Mismatch": lambda: mismatch_numbers(get("mismatch")),
+        "CNN": lambda: cnn_numbers(get("cnn")),
         "Budget": lambda: budget_numbers(get("budget_designs"), get("budget"),
                                          get("budget_seeds")),
     }
