@@ -107,7 +107,10 @@ def apply_method(X: torch.Tensor, method: Method, steps: int | None = None,
     tall = rows > cols
     if tall:
         Y = Y.mT
-    Y = method.fn(Y.to(cd), steps, path, info)
+    Z = Y.to(cd)
+    # A cast made a copy of our own: the method may normalize it in place (one buffer less).
+    Y = method.fn(Z, steps, path, info, inplace=True) \
+        if method.takes_inplace and Z.dtype != X.dtype else method.fn(Z, steps, path, info)
     if tall:
         Y = Y.mT
     return Y.to(X.dtype).reshape(X.shape)

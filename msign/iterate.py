@@ -27,7 +27,8 @@ class NonFiniteInput(ValueError):
     """Raised by :func:`normalize` on CPU when X holds NaN or Inf (its norm is not finite)."""
 
 
-def normalize(X: torch.Tensor, safety: float = 1.0, eps: float = 0.0) -> torch.Tensor:
+def normalize(X: torch.Tensor, safety: float = 1.0, eps: float = 0.0,
+              inplace: bool = False) -> torch.Tensor:
     """Return ``X / max(safety * ||X||_F, eps)`` per matrix; the zero matrix stays zero.
 
     fp32/bf16 input scaled by 1e+-30 must neither overflow nor underflow.  On CUDA the norm
@@ -38,7 +39,8 @@ def normalize(X: torch.Tensor, safety: float = 1.0, eps: float = 0.0) -> torch.T
 
     On CPU a norm that is not finite in float64 (where no finite entry can overflow it) means
     a NaN or Inf entry: :class:`NonFiniteInput` is raised, so that :func:`msign.msign` needs
-    no separate pass over its input to check it.
+    no separate pass over its input to check it.  ``inplace`` divides X itself (for a copy
+    the caller owns, e.g. a fresh cast): the same arithmetic without a second buffer.
     """
     cpu = X.device.type == "cpu" and not torch.compiler.is_compiling()
     if X.dtype == torch.float16:
@@ -62,7 +64,8 @@ def normalize(X: torch.Tensor, safety: float = 1.0, eps: float = 0.0) -> torch.T
     else:
         nu = torch.linalg.vector_norm(X, dim=(-2, -1), keepdim=True, dtype=wide)
     # Clamping at the smallest normal maps the zero matrix to 0 / tiny = 0, not NaN.
-    return X / (nu * safety).clamp_min(max(eps, torch.finfo(X.dtype).tiny)).to(X.dtype)
+    nu = (nu * safety).clamp_min(max(eps, torch.finfo(X.dtype).tiny)).to(X.dtype)
+    return X.div_(nu) if inplace else X / nu
 
 
 def loops_over_batch(device: torch.device, batch: int) -> bool:
@@ -153,20 +156,20 @@ def uses_gram_side(schedule: Schedule, m: int, n: int) -> bool:
 
 
 def run_schedule(X: torch.Tensor, schedule: Schedule, steps: int | None = None,
-                 gemm: Gemm = NATIVE) -> torch.Tensor:
+                 gemm: Gemm = NATIVE, inplace: bool = False) -> torch.Tensor:
     """Normalize X (shape (m, n) or (B, m, n), m <= n) and run ``schedule`` on it.
 
     A schedule with ``gram_restart`` runs on the Gram side when n >= 2m, where that saves
     FLOPs; otherwise the standard iteration runs.  Both honour the schedule's normalization.
     """
     coeffs = schedule.step_coeffs(steps)
-    X, A = start(X, schedule, gemm)
+    X, A = start(X, schedule, gemm, inplace)
     if uses_gram_side(schedule, *X.shape[-2:]):
         return iterate_gram(X, coeffs, schedule.gram_restart, A, gemm)
     return iterate(X, coeffs, A, gemm)
 
 
-def start(X: torch.Tensor, schedule: Schedule, gemm: Gemm = NATIVE
+def start(X: torch.Tensor, schedule: Schedule, gemm: Gemm = NATIVE, inplace: bool = False
           ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """X_0 = X / (safety * nu) by the schedule's normalization, and X_0 X_0^T if computed.
 
@@ -175,8 +178,8 @@ def start(X: torch.Tensor, schedule: Schedule, gemm: Gemm = NATIVE
     for the first step, which needs it anyway.
     """
     if schedule.normalization == "fro":
-        return normalize(X, schedule.safety, schedule.eps), None
-    X = normalize(X, eps=schedule.eps)
+        return normalize(X, schedule.safety, schedule.eps, inplace), None
+    X = normalize(X, eps=schedule.eps, inplace=inplace)
     A = gemm.mm(X, X.mT)
     nu2 = torch.linalg.matrix_norm(A, keepdim=True).clamp_min(torch.finfo(X.dtype).tiny)
     nu2 = nu2 * schedule.safety**2

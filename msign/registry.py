@@ -43,6 +43,9 @@ class Method:
     #: raises msign.iterate.NonFiniteInput on CPU for NaN/Inf input (from the norm it takes
     #: anyway), so that msign.msign skips its own pass over the input there
     checks_finite: bool = False
+    #: ``fn`` takes ``inplace=True`` to work in the tensor it is given (apply_method passes
+    #: it for a copy of its own, such as the cast to the compute dtype)
+    takes_inplace: bool = False
 
 
 def schedule_info(s: Schedule, X: torch.Tensor, steps: int) -> dict[str, Any]:
@@ -54,13 +57,15 @@ def schedule_info(s: Schedule, X: torch.Tensor, steps: int) -> dict[str, Any]:
 
 
 def _schedule_method(s: Schedule, name: str | None = None, description: str = "") -> Method:
-    def fn(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None) -> torch.Tensor:
+    def fn(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None,
+           inplace: bool = False) -> torch.Tensor:
         k = s.resolve_steps(steps)
         if info is not None:
             info.update(schedule_info(s, X, k))
-        return run_schedule(X, s, k, gemm)
+        return run_schedule(X, s, k, gemm, inplace)
 
-    return Method(name or s.name, fn, description or s.source, schedule=s, checks_finite=True)
+    return Method(name or s.name, fn, description or s.source, schedule=s, checks_finite=True,
+                  takes_inplace=True)
 
 
 def _svd(X: torch.Tensor, steps: int | None, gemm: Gemm, info: dict | None) -> torch.Tensor:
