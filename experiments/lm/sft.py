@@ -51,22 +51,26 @@ def pairs(text: str, max_prompt: int = 96, max_response: int = 160) -> list[dict
     sp = speeches(text)
     out = []
     for (_, prev), (speaker, speech) in zip(sp, sp[1:], strict=False):
-        prompt = f"{prev[-max_prompt:]}\n{speaker}"
+        prompt = f"{prev}\n{speaker}"[-max_prompt:]  # the end: the speaker is kept
         out.append({"prompt": prompt, "response": speech[:max_response]})
     return out
 
 
-def build(cache: Path | None = None, held_out: tuple[str, ...] = data.MISMATCH_HELD_OUT,
-          out: Path | None = None) -> dict[str, Path]:
-    """Write train.jsonl and val.jsonl of pairs: every play except ``held_out`` / those."""
+def build(cache: Path | None = None, plays: tuple[str, ...] = data.COMEDIES,
+          held_out: tuple[str, ...] = data.MISMATCH_HELD_OUT, out: Path | None = None,
+          max_prompt: int = 96) -> dict[str, Path]:
+    """Write train.jsonl (``plays`` but ``held_out``) and val.jsonl (``held_out``) of pairs.
+
+    The defaults are the mismatch study's split: pretraining reads the tragedies and
+    histories, fine-tuning the comedies, and two comedies are held out for evaluation.
+    """
     texts = data.fetch(cache)
-    plays = sorted(p for p in texts.glob("*_gut.txt") if p.stem.removesuffix("_gut")
-                   in data.COMEDIES + data.HISTORIES + data.TRAGEDIES)
-    folder = out or texts.parent / "sft"
+    plays = sorted(p for p in texts.glob("*_gut.txt") if p.stem.removesuffix("_gut") in plays)
+    folder = out or texts.parent / f"sft_p{max_prompt}"
     files = {}
     for split in ("train", "val"):
         rows = [pr for p in plays if (p.stem.removesuffix("_gut") in held_out) == (split == "val")
-                for pr in pairs(p.read_text(encoding="utf-8", errors="replace"))]
+                for pr in pairs(p.read_text(encoding="utf-8", errors="replace"), max_prompt)]
         files[split] = folder / f"{split}.jsonl"
         write_text(files[split], "".join(json.dumps(r) + "\n" for r in rows))
     return files
