@@ -111,3 +111,39 @@ def test_experts_go_to_muon_per_expert_and_the_router_to_adamw():
         model(x, x).backward()
         opt.step()
     assert float(model(x, x)) < first
+
+
+def tiny_plays(root):
+    from experiments.lm import data
+
+    texts = root / "shakespeare" / "texts"
+    texts.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    words = ["thou", "art", "the", "king", "of", "love", "and", "night", "O", "my", "lord"]
+    for work in ["lear", "macbeth", "tempest", "twelfth_night", "much_ado_about_nothing"]:
+        paras = [f"{rng.choice(['Lear.', 'Kent.', 'Fool.'])}\n" + " ".join(rng.choice(words, 9))
+                 + "." for _ in range(120)]
+        (texts / f"{work}_gut.txt").write_text("\n\n".join(paras))
+    data.write_manifest(texts, root / "shakespeare" / "manifest.json")
+    return root
+
+
+def test_moe_study_smoke_end_to_end(tmp_path, monkeypatch):
+    from experiments.lm import moe
+
+    monkeypatch.setenv("MSIGN_CACHE", str(tiny_plays(tmp_path / "cache")))
+    args = ["--preset", "smoke", "--jobs", "1", "--runs", str(tmp_path / "runs"), "--out",
+            str(tmp_path / "out")]
+    s = moe.main(args)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert set(summary["pretrain"]) == {"adamw", "muon", "muon-router"}
+    assert set(summary["sft"]) == {"adamw->adamw", "adamw->muon", "muon->adamw", "muon->muon"}
+    for stage in ("pretrain", "sft"):
+        for row in summary[stage].values():
+            assert len(row["val_loss"]) == 2 and 0 < row["final_load_entropy"] <= 1
+            assert 0.5 < row["final_aux_loss"] < 4  # 1 when balanced, E = 4 when collapsed
+    rec = summary["runs"][0]["log"][-1]
+    assert {"lm_loss", "aux_loss", "load", "load_entropy"} <= set(rec)
+    assert all(sum(layer) == pytest.approx(1.0, abs=1e-3) for layer in rec["load"])
+    assert (tmp_path / "out" / "moe.png").stat().st_size > 1000
+    assert moe.main(args)["best_lr"] == s["best_lr"]  # resumed: every run reused
