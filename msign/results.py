@@ -64,7 +64,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
     one.  The one atomic write of every results file, checkpoint and manifest."""
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.path.splitext(path)[1]}"
+    # the pid keeps two processes writing the same file from sharing a temp file
+    tmp = f"{path}.{os.getpid()}.tmp{os.path.splitext(path)[1]}"
     write(tmp)
     os.replace(tmp, path)
 

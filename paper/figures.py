@@ -445,6 +445,29 @@ def fig_cnn(summary: dict, out: Path) -> Path:
     return _save(fig, out)
 
 
+def fig_moe(summary: dict, out: Path) -> Path:
+    """MoE study: the aux loss during pretraining per optimizer (seed mean), and the SFT
+    response loss of each pretrain -> fine-tune pair (seeds, mean, 95% interval)."""
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.5))
+    for arm, s in summary["pretrain"].items():
+        axes[0].plot(*zip(*s["aux_trajectory"], strict=True), label=arm, lw=0.9)
+    axes[0].set_xlabel("pretraining step")
+    axes[0].set_ylabel("aux loss (1: balanced)")
+    axes[0].legend(fontsize=6)
+    names = list(summary["sft"])
+    for i, k in enumerate(names):
+        m, lo, hi = summary["sft"][k]["val_loss_mean_ci95"]
+        axes[1].errorbar([m], [i], xerr=[[m - lo], [hi - m]], fmt="o", color="k", capsize=3,
+                         ms=4)
+        vals = summary["sft"][k]["val_loss"]
+        axes[1].plot(vals, [i] * len(vals), ".", color="0.6", ms=3)
+    axes[1].set_yticks(range(len(names)), names, fontsize=7)
+    axes[1].invert_yaxis()
+    axes[1].set_xlabel("SFT response loss, held out [nats/byte]")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "figures"))
@@ -465,7 +488,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     for study, key, draw, pdf in (("LM", "lm_family", fig_lm, "lm.pdf"),
                                   ("Entropy", "entropy", fig_entropy, "entropy.pdf"),
                                   ("Budget", "budget", fig_budget, "budget.pdf"),
-                                  ("CNN", "cnn", fig_cnn, "cnn.pdf")):
+                                  ("CNN", "cnn", fig_cnn, "cnn.pdf"),
+                                  ("MoE", "moe", fig_moe, "moe.pdf")):
         if study in todo:
             print(f"pending: {study} (missing {', '.join(todo[study])}; "
                   f"{study_command(study)})", file=sys.stderr)

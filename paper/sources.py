@@ -91,6 +91,8 @@ SOURCES: dict[str, Source] = {
         "mismatch/summary.json", f"{_FAMILY} --parts mismatch {_ON_2_CORES}", "Mismatch"
     ),
     "budget": Source("budget/summary.json", f"{_BUDGET} --parts train {_ON_2_CORES}", "Budget"),
+    "moe": Source("moe/summary.json", "python -m experiments.lm.moe --preset cpu --jobs 2",
+                  "MoE"),
     "cnn": Source("cnn/summary.json", "python -m experiments.vision.cnn --preset cpu", "CNN"),
     "budget_seeds": Source(
         "budget/more_seeds.json", f"{_BUDGET} --parts seeds {_ON_2_CORES}", "Budget"

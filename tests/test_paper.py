@@ -141,7 +141,8 @@ class TestFigures:
 
     def test_cnn(self, tmp_path):
         rows = [{"arm": a, "lr": 0.1, "test_acc_mean": 0.95, "test_acc_ci95": [0.94, 0.96],
-                 "finals": [0.94, 0.96], "epochs_to_sgd_final": None, "epoch_time_vs_sgd": 1.0}
+                 "finals": [0.94, 0.96], "epochs_to_sgd_final": None, "reached": 0,
+                 "epoch_time_vs_sgd": 1.0}
                 for a in ("sgd", "muon-jordan")]
         assert pdf_ok(figures.fig_cnn({"rows": rows}, tmp_path / "cnn.pdf"))
         summary = {"rows": rows, "data": "digits_x", "epochs": 8, "select_seeds": [0],

@@ -117,7 +117,7 @@ def train(run: Run, preset_name: str, runs_dir: str) -> dict:
         val = [data.batch(val_bytes, p["batch"], cfg.block, vgen) + (None,)
                for _ in range(p["eval_batches"])]
     else:
-        files = sft.build(max_prompt=cfg.block // 2)
+        files = sft.files(max_prompt=cfg.block // 2)
         pairs, vpairs = sft.load(files["train"], cfg.block), sft.load(files["val"], cfg.block)
 
         def batch(g):
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
                "muon-router": [Run("pretrain", "muon-router", best_m, s, best_a)
                                for s in seeds]}
         pre_recs = {k: st.run(v, f"pretrain {k}") for k, v in pre.items()}
+        sft.build(max_prompt=p["model"].block // 2)  # once, before the workers read it
         sft_recs, sft_lr = {}, {}
         for src in ("adamw", "muon"):
             for opt in ("adamw", "muon"):

@@ -76,6 +76,14 @@ def build(cache: Path | None = None, plays: tuple[str, ...] = data.COMEDIES,
     return files
 
 
+def files(cache: Path | None = None, max_prompt: int = 96) -> dict[str, Path]:
+    """The pair files :func:`build` writes (building them if they are missing)."""
+    folder = data.fetch(cache).parent / f"sft_p{max_prompt}"
+    out = {s: folder / f"{s}.jsonl" for s in ("train", "val")}
+    return out if all(p.exists() for p in out.values()) else build(cache,
+                                                                   max_prompt=max_prompt)
+
+
 def load(path: Path, block: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Encoded pairs of a JSONL file: (ids, mask) per pair, at most ``block + 1`` long."""
     rows = [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]

@@ -19,6 +19,7 @@ from .accuracy import convergence_numbers, gradient_numbers, gram_numbers, preci
 from .budget import budget_design_numbers, budget_numbers
 from .format import macros, sci, tex
 from .methods import derivation_numbers, rounding_numbers, schedule_numbers
+from .moe import moe_numbers
 from .speed import optimizer_numbers, timing_numbers
 from .training import entropy_numbers, lm_family_numbers, mismatch_numbers
 from .vision import cnn_numbers
@@ -27,7 +28,7 @@ __all__ = ["main", "macros", "sci", "tex", "derivation_numbers", "schedule_numbe
            "rounding_numbers", "timing_numbers", "optimizer_numbers", "gradient_numbers",
            "convergence_numbers", "precision_numbers", "gram_numbers", "lm_family_numbers",
            "entropy_numbers", "mismatch_numbers", "budget_design_numbers", "budget_numbers",
-           "cnn_numbers"]
+           "cnn_numbers", "moe_numbers"]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> Path:
         "Entropy": lambda: entropy_numbers(get("entropy")),
         "Mismatch": lambda: mismatch_numbers(get("mismatch")),
         "CNN": lambda: cnn_numbers(get("cnn")),
+        "MoE": lambda: moe_numbers(get("moe")),
         "Budget": lambda: budget_numbers(get("budget_designs"), get("budget"),
                                          get("budget_seeds")),
     }

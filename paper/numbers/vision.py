@@ -16,7 +16,8 @@ def cnn_numbers(summary: dict) -> dict[str, str]:
     for r in summary["rows"]:
         lo, hi = r["test_acc_ci95"]
         e = r["epochs_to_sgd_final"]
-        reach = "--" if e is None else f"{e:.1f}"
+        n = len(r["finals"])
+        reach = ("--" if e is None else f"{e:.1f}") + f" ({r['reached']}/{n})"
         rows.append(f"{ARM_LABELS[r['arm']]} & {r['lr']:g} & "
                     f"{100 * r['test_acc_mean']:.2f} [{100 * lo:.2f}, {100 * hi:.2f}] & "
                     f"{reach} & {r['epoch_time_vs_sgd']:.2f}\\\\")
