@@ -350,5 +350,6 @@ def test_sources_is_the_only_place_a_results_path_is_written():
     for f in sorted(here.rglob("*.py")):
         if f.name != "sources.py":
             assert not literal.search(f.read_text()), f"{f} names a results file"
-    assert all(sources.path(k).exists() for k in sources.SOURCES), "a source is missing"
+    # every source outside a long study must exist; a study may be pending
+    assert all(sources.path(k).exists() for k, s in sources.SOURCES.items() if not s.study)
     assert sources.GRAD == "blocks.3.fc.weight:step300:grad"
