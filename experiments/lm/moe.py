@@ -275,7 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
                "best_lr": {"pretrain_adamw": best_a, "pretrain_muon": best_m, **sft_lr},
                "pretrain": {k: summarize(v) for k, v in pre_recs.items()},
                "sft": {k: summarize(v) for k, v in sft_recs.items()},
+               # this invocation's clock (short when it resumed), and the runs' own clocks,
+               # which add up to the study's cost whatever was resumed
                "study_wall_s": time.perf_counter() - t0, "jobs": args.jobs,
+               "runs_wall_s_sum": sum(r["wall_s"] for r in st.records.values()),
                "runs": list(st.records.values())}
     out = Path(args.out)
     write_json(out / "summary.json", summary)

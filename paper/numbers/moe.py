@@ -28,4 +28,5 @@ def moe_numbers(summary: dict) -> dict[str, str]:
             "MoEWidth": str(m["d_model"]), "MoEPreSteps": str(summary["pretrain_steps"]),
             "MoESftSteps": str(summary["sft_steps"]),
             "MoESeeds": str(len(summary["select_seeds"]) + len(summary["more_seeds"])),
-            "MoEMinutes": f"{summary['study_wall_s'] / 60:.0f}"}
+            "MoEMinutes": f"{summary['runs_wall_s_sum'] / 60:.0f}",
+            "MoEJobs": str(summary["jobs"])}
