@@ -62,7 +62,9 @@ def test_epochs_to_target_and_interval():
     assert cnn.epochs_to([0.5, 0.7, 0.9], 0.8) == pytest.approx(2.5)
     assert cnn.epochs_to([0.9, 0.95], 0.8) == 1.0
     assert cnn.epochs_to([0.1, 0.2], 0.8) is None
-    m, lo, hi = cnn.interval([1.0, 2.0, 3.0])
+    from experiments.common.stats import t_interval
+
+    m, lo, hi = t_interval([1.0, 2.0, 3.0])
     assert m == 2.0 and lo < 2.0 < hi
 
 

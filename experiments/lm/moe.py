@@ -40,6 +40,7 @@ from msign.optim import Muon, muon_param_groups
 from msign.results import atomic_write, provenance, write_json
 
 from ..common.cli import add_out
+from ..common.stats import t_interval
 from . import data, sft
 from .model import GPT, GPTConfig
 from .train_lm import lr_at
@@ -184,20 +185,11 @@ class Study:
         return best
 
 
-def interval(xs: list[float]) -> list[float]:
-    from scipy import stats
-
-    m = statistics.mean(xs)
-    h = stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs)) \
-        if len(xs) > 1 else 0.0
-    return [m, m - h, m + h]
-
-
 def summarize(recs: list[dict]) -> dict:
     last = [r["log"][-1] for r in recs]
     return {"lr": recs[0]["lr"], "seeds": [r["seed"] for r in recs],
             "val_loss": [r["val_loss"] for r in recs],
-            "val_loss_mean_ci95": interval([r["val_loss"] for r in recs]),
+            "val_loss_mean_ci95": list(t_interval([r["val_loss"] for r in recs])),
             "final_aux_loss": statistics.mean(x["aux_loss"] for x in last),
             "final_load_entropy": statistics.mean(e for x in last for e in x["load_entropy"]),
             "min_load_entropy": min(e for r in recs for x in r["log"]

@@ -42,6 +42,7 @@ from msign.optim import Muon, muon_param_groups
 from msign.results import provenance, write_json
 
 from ..common.cli import add_out
+from ..common.stats import t_interval
 from . import data
 
 PRESETS = {
@@ -191,17 +192,6 @@ class Study:
         return best
 
 
-def interval(xs: list[float]) -> tuple[float, float, float]:
-    """Mean and its 95% t-interval."""
-    from scipy import stats
-
-    m = statistics.mean(xs)
-    if len(xs) < 2:
-        return m, m, m
-    h = stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs))
-    return m, m - h, m + h
-
-
 def epochs_to(accs: list[float], target: float) -> float | None:
     """The (linearly interpolated) epoch at which the accuracy first reaches ``target``."""
     prev = 0.0
@@ -232,7 +222,7 @@ def report(study: Study, best: dict[str, float], adamw_lr: float, ratios: dict[s
     rows = []
     for a, recs in held.items():
         finals = [r["final"] for r in recs]
-        m, lo, hi = interval(finals)
+        m, lo, hi = t_interval(finals)
         reach = [e for e in (epochs_to(r["test_acc"], target) for r in recs) if e is not None]
         rows.append({"arm": a, "lr": best[a], "adamw_lr": adamw_lr if a in MUON else None,
                      "test_acc_mean": m, "test_acc_ci95": [lo, hi], "finals": finals,
@@ -242,7 +232,7 @@ def report(study: Study, best: dict[str, float], adamw_lr: float, ratios: dict[s
     kj = {r["seed"]: r["final"] for r in held["muon-jordan-kj"]}
     ours = {r["seed"]: r["final"] for r in held["muon-jordan"]}
     diff = [ours[s] - kj[s] for s in seeds]
-    m, lo, hi = interval(diff)
+    m, lo, hi = t_interval(diff)
     verdict = ("msign's rule trains better" if lo > 0 else "Keller Jordan's rule trains better"
                if hi < 0 else "neither rule is better at 95%")
     return {"target_acc": target, "rows": rows,
