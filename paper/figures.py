@@ -21,6 +21,8 @@ import torch  # noqa: E402
 
 import msign  # noqa: E402
 from experiments.common.matrices import SCHEDULED  # noqa: E402
+from experiments.common.plots import seed_intervals  # noqa: E402
+from experiments.lm import moe  # noqa: E402
 from experiments.lm.compare_optimizers import arm_of  # noqa: E402
 from msign import get_schedule  # noqa: E402
 from msign.iterate import iterate, start  # noqa: E402
@@ -431,14 +433,8 @@ def fig_cnn(summary: dict, out: Path) -> Path:
     interval."""
     rows = summary["rows"]
     fig, ax = plt.subplots(figsize=(4.6, 0.45 * len(rows) + 0.9))
-    for i, r in enumerate(rows):
-        m = 100 * r["test_acc_mean"]
-        lo, hi = (100 * v for v in r["test_acc_ci95"])
-        ax.errorbar([m], [i], xerr=[[m - lo], [hi - m]], fmt="o", color="k", capsize=3, ms=4)
-        ax.plot([100 * f for f in r["finals"]], [i] * len(r["finals"]), ".", color="0.6",
-                ms=3)
-    ax.set_yticks(range(len(rows)), [r["arm"] for r in rows])
-    ax.invert_yaxis()
+    seed_intervals(ax, [r["arm"] for r in rows], [r["finals"] for r in rows],
+                   [(r["test_acc_mean"], *r["test_acc_ci95"]) for r in rows], scale=100)
     ax.set_xlabel(f"test accuracy [%] ({len(rows[0]['finals'])} held-out seeds; mean, 95% "
                   "interval)")
     fig.tight_layout()
@@ -446,24 +442,9 @@ def fig_cnn(summary: dict, out: Path) -> Path:
 
 
 def fig_moe(summary: dict, out: Path) -> Path:
-    """MoE study: the aux loss during pretraining per optimizer (seed mean), and the SFT
-    response loss of each pretrain -> fine-tune pair (seeds, mean, 95% interval)."""
+    """MoE study: the study's own two panels (:func:`experiments.lm.moe.draw`)."""
     fig, axes = plt.subplots(1, 2, figsize=(6.6, 2.5))
-    for arm, s in summary["pretrain"].items():
-        axes[0].plot(*zip(*s["aux_trajectory"], strict=True), label=arm, lw=0.9)
-    axes[0].set_xlabel("pretraining step")
-    axes[0].set_ylabel("aux loss (1: balanced)")
-    axes[0].legend(fontsize=6)
-    names = list(summary["sft"])
-    for i, k in enumerate(names):
-        m, lo, hi = summary["sft"][k]["val_loss_mean_ci95"]
-        axes[1].errorbar([m], [i], xerr=[[m - lo], [hi - m]], fmt="o", color="k", capsize=3,
-                         ms=4)
-        vals = summary["sft"][k]["val_loss"]
-        axes[1].plot(vals, [i] * len(vals), ".", color="0.6", ms=3)
-    axes[1].set_yticks(range(len(names)), names, fontsize=7)
-    axes[1].invert_yaxis()
-    axes[1].set_xlabel("SFT response loss, held out [nats/byte]")
+    moe.draw(axes, summary)
     fig.tight_layout()
     return _save(fig, out)
 

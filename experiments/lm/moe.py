@@ -40,6 +40,7 @@ from msign.optim import Muon, muon_param_groups
 from msign.results import atomic_write, provenance, write_json
 
 from ..common.cli import add_out
+from ..common.plots import seed_intervals
 from ..common.stats import t_interval
 from . import data, sft
 from .model import GPT, GPTConfig
@@ -199,6 +200,20 @@ def summarize(recs: list[dict]) -> dict:
             "wall_s": [r["wall_s"] for r in recs]}
 
 
+def draw(axes, summary: dict) -> None:
+    """The study's two panels (also the paper's Fig. ``moe``): the aux loss during
+    pretraining per arm (seed mean), and each pair's SFT response loss (seeds, mean, 95%)."""
+    for arm, s in summary["pretrain"].items():
+        axes[0].plot(*zip(*s["aux_trajectory"], strict=True), label=arm, lw=0.9)
+    axes[0].set_xlabel("pretraining step")
+    axes[0].set_ylabel("aux loss (1: balanced)")
+    axes[0].legend(fontsize=6)
+    sft_rows = summary["sft"]
+    seed_intervals(axes[1], list(sft_rows), [r["val_loss"] for r in sft_rows.values()],
+                   [r["val_loss_mean_ci95"] for r in sft_rows.values()])
+    axes[1].set_xlabel("SFT response loss, held out [nats/byte]")
+
+
 def plot(summary: dict, path: Path) -> None:
     import matplotlib
 
@@ -206,19 +221,7 @@ def plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8))
-    for arm, s in summary["pretrain"].items():
-        axes[0].plot(*zip(*s["aux_trajectory"], strict=True), label=arm)
-    axes[0].set_xlabel("pretraining step")
-    axes[0].set_ylabel("aux loss (1 = balanced)")
-    axes[0].legend(fontsize=7)
-    names = list(summary["sft"])
-    for i, k in enumerate(names):
-        m, lo, hi = summary["sft"][k]["val_loss_mean_ci95"]
-        axes[1].errorbar([m], [i], xerr=[[m - lo], [hi - m]], fmt="o", color="k", capsize=3)
-        axes[1].plot(summary["sft"][k]["val_loss"], [i] * len(summary["sft"][k]["val_loss"]),
-                     ".", color="0.6")
-    axes[1].set_yticks(range(len(names)), names, fontsize=7)
-    axes[1].set_xlabel("SFT response loss, held-out comedies [nats/byte]")
+    draw(axes, summary)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)

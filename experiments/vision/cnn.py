@@ -42,6 +42,7 @@ from msign.optim import Muon, muon_param_groups
 from msign.results import provenance, write_json
 
 from ..common.cli import add_out
+from ..common.plots import seed_intervals
 from ..common.stats import t_interval
 from . import data
 
@@ -247,14 +248,10 @@ def plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.0))
-    for i, r in enumerate(summary["rows"]):
-        lo, hi = r["test_acc_ci95"]
-        ax.errorbar([r["test_acc_mean"]], [i], xerr=[[r["test_acc_mean"] - lo],
-                                                     [hi - r["test_acc_mean"]]],
-                    fmt="o", capsize=3)
-        ax.plot(r["finals"], [i] * len(r["finals"]), ".", color="0.6", ms=3)
-    ax.set_yticks(range(len(summary["rows"])),
-                  [f"{r['arm']} (lr {r['lr']:g})" for r in summary["rows"]])
+    rows = summary["rows"]
+    seed_intervals(ax, [f"{r['arm']} (lr {r['lr']:g})" for r in rows],
+                   [r["finals"] for r in rows],
+                   [(r["test_acc_mean"], *r["test_acc_ci95"]) for r in rows])
     ax.set_xlabel(f"test accuracy: {len(summary['rows'][0]['finals'])} held-out seeds (grey), "
                   "mean and 95% interval")
     ax.set_title(summary["data"], fontsize=8)
