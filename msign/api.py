@@ -10,8 +10,8 @@ import torch
 
 from .gemm import GEMM_MODES, resolve_gemm
 from .iterate import NonFiniteInput
-from .registry import METHODS, Method, resolve_method
-from .schedules import Schedule
+from .registry import METHODS, Method, preconditioned, resolve_method
+from .schedules import PRECONDITIONS, Schedule
 
 __all__ = ["msign", "polar", "as_dtype"]
 
@@ -118,7 +118,8 @@ def apply_method(X: torch.Tensor, method: Method, steps: int | None = None,
 
 def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
           steps: int | None = None, compute_dtype: Any = None, gemm: str = "auto",
-          return_info: bool = False) -> ArrayT | tuple[ArrayT, dict[str, Any]]:
+          precondition: str | None = None, return_info: bool = False
+          ) -> ArrayT | tuple[ArrayT, dict[str, Any]]:
     """Matrix sign / polar factor msign(G) = U V^T of G = U diag(s) V^T.
 
     Parameters
@@ -142,6 +143,11 @@ def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
         does; for CPUs whose native bf16 GEMM is a slow fallback (AVX2 only).  ``auto``
         (default): native on GPUs and on CPUs with fast half-precision GEMMs, emulated
         where a once-per-process check finds the native one slow (:mod:`msign.gemm`).
+    precondition : {{None, "aol"}}
+        For schedule methods: rescale the input before the first step (``"aol"``: the
+        almost-orthogonal-layer row scaling of Turbo-Muon, :func:`msign.iterate.aol`; its
+        Gram product is the first step's own).  Overrides the schedule's own setting;
+        ``None`` keeps it (``turbo-muon`` is preconditioned by default).
     return_info : bool
         Also return a dict of what was done (see Returns).
 
@@ -156,7 +162,8 @@ def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
         :func:`msign.iterate.cost`, or standard operation counts for the factorizations);
         ``compute_dtype``; ``gemm`` (the path used: "native" or "emulated");
         ``converged`` (newton/qdwh: whether the stopping rule was met; None for fixed
-        schedules and svd).  A newton/qdwh run that reaches its iteration cap warns.
+        schedules and svd); ``precondition`` (schedules: None or "aol").  A newton/qdwh
+        run that reaches its iteration cap warns.
 
     Raises
     ------
@@ -164,7 +171,8 @@ def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
         G not a tensor/array, complex or integer G, a bad method or dtype type.
     ValueError
         G with fewer than 2 dimensions, empty, or holding NaN/Inf; an unknown method
-        name; ``steps`` not a positive int; ``newton`` on rank-deficient G.
+        name; ``steps`` not a positive int; ``newton`` on rank-deficient G; an unknown
+        ``precondition`` or one given to a method without a schedule.
 
     References
     ----------
@@ -185,6 +193,11 @@ def msign(G: ArrayT, method: str | Schedule | Method = "polar-express", *,
     (5, 15, 240.0, None)
     """
     m = resolve_method(method)
+    if precondition is not None:
+        if precondition not in PRECONDITIONS:
+            raise ValueError(f"precondition must be None or one of {PRECONDITIONS}; "
+                             f"got {precondition!r}")
+        m = preconditioned(m, precondition)
     # A schedule on CPU finds NaN/Inf in the norm it takes anyway: no pass of our own.
     engine_checks = m.checks_finite and isinstance(G, (torch.Tensor, np.ndarray)) and (
         not isinstance(G, torch.Tensor) or G.device.type == "cpu")

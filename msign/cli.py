@@ -1,9 +1,11 @@
-"""Command line: ``python -m msign {compare,bench,design,certify,schedules,methods} ...``.
+"""Command line: ``python -m msign {compare,bench,design,certify,export,schedules,methods}``.
 
 - ``compare``: every method's error and time on one Gaussian matrix, a row as each finishes;
 - ``bench``: time per call against torch's Newton-Schulz, fp32, the SVD and the matmul rate;
 - ``design``: design a schedule (Polar Express or Jordan-style) and write it as JSON;
 - ``certify``: certified band and worst-case error of a schedule (name or JSON file);
+- ``export``: a schedule in the form torch.optim.Muon, optax, dion or Emerging-Optimizers
+  accept (:mod:`msign.export`);
 - ``schedules`` / ``methods``: list the named schedules / the registered methods.
 """
 
@@ -222,13 +224,7 @@ def cmd_design(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 def cmd_certify(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from . import scalar
 
-    name = args.schedule
-    if name in SCHEDULES:
-        sched = SCHEDULES[name]
-    elif os.path.exists(name):
-        sched = Schedule.from_json(name)
-    else:
-        p.error(f"{name!r} is neither a schedule name {sorted(SCHEDULES)} nor a file")
+    sched = _schedule_arg(p, args.schedule)
     try:
         lo, hi = scalar.band(sched, args.lower, args.steps)
         rlo, rhi = scalar.rounding_band(sched, args.lower, args.rel, args.steps)
@@ -240,6 +236,23 @@ def cmd_certify(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
           f"  certified band on [{args.lower:g}, 1]: [{lo:.10g}, {hi:.10g}]\n"
           f"  certified worst-case |f - 1|: {max(1 - lo, hi - 1):.6e}\n"
           f"  band with relative perturbation {args.rel:.3g} per step: [{rlo:.6g}, {rhi:.6g}]")
+
+
+def _schedule_arg(p: argparse.ArgumentParser, name: str) -> Schedule:
+    if name in SCHEDULES:
+        return SCHEDULES[name]
+    if os.path.exists(name):
+        return Schedule.from_json(name)
+    p.error(f"{name!r} is neither a schedule name {sorted(SCHEDULES)} nor a file")
+
+
+def cmd_export(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .export import export
+
+    try:
+        print(export(_schedule_arg(p, args.schedule), args.format))
+    except ValueError as e:
+        p.error(str(e))
 
 
 def cmd_schedules(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -299,6 +312,11 @@ def parser() -> argparse.ArgumentParser:
     cf.add_argument("--rel", type=float, default=2.0**-8,
                     help="relative perturbation per step for the rounding band (default bf16)")
     cf.set_defaults(fn=cmd_certify)
+    ex = sub.add_parser("export", help="a schedule in another Muon project's form")
+    ex.add_argument("schedule", help="a schedule name or a JSON file written by 'design'")
+    ex.add_argument("--format", required=True,
+                    help="torch, optax, dion, emerging or json (msign.export.FORMATS)")
+    ex.set_defaults(fn=cmd_export)
     sub.add_parser("schedules", help="list the named schedules with their provenance"
                    ).set_defaults(fn=cmd_schedules)
     sub.add_parser("methods", help="list the registered methods").set_defaults(fn=cmd_methods)

@@ -6,6 +6,8 @@
   (Remez exchange at >= 50 digits) with its equioscillation error.
 - :func:`polar_express`: the greedy minimax composition of Amsel, Persson, Musco and
   Gower (2025), reproducing their published table.
+- :func:`cans`: Chebyshev-alternance optimal steps on a chosen interval [lower, upper]
+  (Grishina, Smirnov and Rakhuba 2025): the cubic in closed form, higher degrees by Remez.
 - :func:`jordan_style`: Keller Jordan's criterion (largest slope at 0 under a band
   constraint on the composite map) as a reproducible constrained optimization.
 
@@ -13,6 +15,8 @@ References
 ----------
 N. Amsel, D. Persson, C. Musco, R. M. Gower, "The Polar Express: Optimal matrix sign
 methods and their application to the Muon algorithm", arXiv:2505.16932, 2025.
+E. Grishina, M. Smirnov, M. Rakhuba, "Accelerating Newton-Schulz iteration for orthogonalization
+via Chebyshev-type polynomials" (CANS), arXiv:2506.10935v1, 2025.
 C. Kenney, A. J. Laub, "Rational iterative methods for the matrix sign function",
 SIAM J. Matrix Anal. Appl. 12(2), 1991 (the Pade family).
 K. Jordan, "Muon: An optimizer for hidden layers in neural networks", 2024.
@@ -21,6 +25,7 @@ K. Jordan, "Muon: An optimizer for hidden layers in neural networks", 2024.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -30,9 +35,9 @@ from . import scalar
 from .scalar import check_lower, stationary_points
 from .schedules import SCHEDULES, Schedule, check_steps, odd_poly
 
-__all__ = ["taylor_ns", "pade", "minimax_odd", "polar_express", "jordan_style",
-           "band_design", "fewest_matmuls", "coverage", "shared_band", "step_matmuls",
-           "PE_CUSHION"]
+__all__ = ["taylor_ns", "pade", "minimax_odd", "cubic_alternance", "cans", "polar_express",
+           "jordan_style", "band_design", "fewest_matmuls", "coverage", "shared_band",
+           "step_matmuls", "PE_CUSHION"]
 
 #: Cushion of the published Polar Express table (NoahAmsel/PolarExpress).  The repository's
 #: comment says 0.02, but only this value reproduces its table; it is also the value of Su
@@ -195,6 +200,85 @@ def minimax_odd(lower: float, upper: float, degree: int, *, dps: int = 60,
             if worst - abs(E) <= tol * abs(E) and shift <= tol:
                 return c, abs(E)
         raise RuntimeError(f"Remez exchange did not converge in {max_iter} iterations")
+
+
+def cubic_alternance(lower: Any, upper: Any) -> tuple[tuple[Any, Any], Any]:
+    """The minimax odd cubic c0 x + c1 x^3 approximating 1 on [lower, upper], in closed form.
+
+    Chebyshev's alternance theorem: the error equioscillates at a, x* and b (a = lower,
+    b = upper, x* the interior maximum).  p(a) = p(b) gives c0 = -c1 (a^2 + ab + b^2), so
+    x*^2 = (a^2 + ab + b^2) / 3; then p(a) + p(x*) = 2 gives
+    -c1 = 2 / (2 x*^3 + ab (a + b)), and E = (p(x*) - p(a)) / 2 (CANS, Grishina et al. 2025).
+    Works on floats or mpmath numbers alike.
+
+    Examples
+    --------
+    >>> (c0, c1), E = cubic_alternance(0.5, 1.0)
+    >>> round(c0, 6), round(c1, 6), round(E, 6)
+    (2.132773, -1.218727, 0.085955)
+    """
+    a, b = lower, upper
+    if not (0 < a < b):
+        raise ValueError(f"need 0 < lower < upper; got lower={lower}, upper={upper}")
+    s = a * a + a * b + b * b
+    x = (s / 3) ** 0.5 if isinstance(s, float) else mpmath.sqrt(s / 3)
+    c1 = -2 / (2 * x**3 + a * b * (a + b))
+    c0 = -c1 * s
+    return (c0, c1), (odd_poly((c0, c1), x) - odd_poly((c0, c1), a)) / 2
+
+
+def cans(lower: float = 1e-3, degree: int = 5, steps: int = 5, upper: float = 1.0, *,
+         dps: int = 60) -> Schedule:
+    """CANS: each step the Chebyshev-optimal odd polynomial on the current interval.
+
+    Start from [a, b] = [lower, upper] (``upper`` > 1 when the input is normalized by an
+    estimate of sigma_max that may fall short of it); each step takes the minimax odd
+    polynomial of ``degree`` approximating 1 on [a, b] (:func:`cubic_alternance` for cubics,
+    :func:`minimax_odd` otherwise) and maps [a, b] onto [1 - E, 1 + E].  No cushion, no
+    safety factor: on [lower, 1] it is Polar Express's greedy composition without its
+    cushion (pure greedy), which CANS derives independently.  Certify the result with
+    :func:`msign.scalar.band`.
+
+    Parameters
+    ----------
+    lower, upper : float
+        The interval the singular values of X_0 are assumed to lie in, 0 < lower < upper.
+    degree : int
+        Odd degree of every step (3, 5, 7, ...).
+    steps : int
+        Number of steps.
+
+    Returns
+    -------
+    Schedule
+
+    References
+    ----------
+    E. Grishina, M. Smirnov, M. Rakhuba, arXiv:2506.10935v1, 2025, section 3.
+
+    Examples
+    --------
+    >>> s = cans(0.1, degree=3, steps=6)
+    >>> lo, hi = scalar.band(s, 0.1)
+    >>> bool(1 - lo < 1e-6 and hi - 1 < 1e-6)
+    True
+    """
+    d = _validate_design(lower, steps, degree, 1.0)
+    if not (isinstance(upper, (int, float)) and math.isfinite(upper) and upper > lower):
+        raise ValueError(f"upper must be a finite number > lower; got {upper!r}")
+    table = []
+    with mpmath.workdps(dps):
+        a, b = mpmath.mpf(lower), mpmath.mpf(upper)
+        for _ in range(steps):
+            if b - a <= mpmath.mpf(10) ** (-(dps - 10)):
+                break  # converged to the working precision: further steps are identities
+            c, E = cubic_alternance(a, b) if d == 1 else minimax_odd(a, b, degree, dps=dps)
+            table.append(tuple(float(cj) for cj in c))
+            a, b = 1 - E, 1 + E
+    return Schedule(table, name=f"cans-{steps}x{degree}-l{lower:g}", default_steps=steps,
+                    source=f"msign.design.cans(lower={lower:g}, degree={degree}, steps={steps}, "
+                    f"upper={upper:g}): Chebyshev-optimal steps (Grishina, Smirnov, Rakhuba "
+                    "2025, arXiv:2506.10935v1)")
 
 
 def _validate_design(lower: float, steps: int, degree: int, safety: float) -> int:
@@ -385,8 +469,8 @@ def _certified_error(s: Schedule, lower: float, noise: float) -> tuple[float, tu
 
 
 def band_design(lower: float, matmuls: int, *, degrees: tuple[int, ...] = (3, 5, 7),
-                shared: bool = False, noise: float = 0.0, dps: int = 60
-                ) -> tuple[Schedule, dict]:
+                shared: bool = False, noise: float = 0.0, precondition: str | None = None,
+                dps: int = 60) -> tuple[Schedule, dict]:
     """For a budget of ``matmuls`` products per call: the schedule with the smallest certified
     band [1 - E, 1 + E] on [lower, 1].
 
@@ -397,6 +481,13 @@ def band_design(lower: float, matmuls: int, *, degrees: tuple[int, ...] = (3, 5,
     (rigorous); with ``noise`` (the c u of :func:`msign.scalar.noise_band`) each step's top
     is designed against that rounding model (:func:`polar_express` with
     ``noise_floor=False``) and E also covers the model's upper end.
+
+    ``precondition="aol"`` returns the schedule with AOL preconditioning
+    (:func:`msign.iterate.aol`): the interval [lower, 1] is then one of the singular values
+    of D X_0, whose top 1 is a theorem (||D X||_2 <= 1) and whose ``lower`` is an assumption
+    to be measured on the matrices it will meet
+    (:func:`msign.metrics.preconditioned_singular_values`); the report's ``assumes`` says so.
+    AOL reuses the first step's Gram product, so the budget is unchanged.
 
     Returns
     -------
@@ -429,13 +520,20 @@ def band_design(lower: float, matmuls: int, *, degrees: tuple[int, ...] = (3, 5,
         raise ValueError(f"no degree in {degrees} fits a budget of {matmuls} products")
     err, mm, degree, k, b, sched = min(cands, key=lambda c: (c[0], c[1]))
     kind = "shared" if shared else "per-step"
-    name = f"band-{mm}mm-{kind}-d{degree}-l{lower:g}" + (f"-noise{noise:g}" if noise else "")
-    sched = Schedule(sched.coeffs, name=name, default_steps=k,
+    name = (f"band-{mm}mm-{kind}-d{degree}-l{lower:g}" + (f"-noise{noise:g}" if noise else "")
+            + (f"-{precondition}" if precondition else ""))
+    pre = f", precondition={precondition!r}" if precondition else ""
+    sched = Schedule(sched.coeffs, name=name, default_steps=k, precondition=precondition,
                      source=f"msign.design.band_design(lower={lower:g}, matmuls={matmuls}, "
-                     f"shared={shared}, noise={noise:g}): {kind} degree {degree}, {k} steps, "
-                     f"certified band [{b[0]:.4g}, {b[1]:.4g}] on [{lower:g}, 1]")
+                     f"shared={shared}, noise={noise:g}{pre}): {kind} degree {degree}, {k} "
+                     f"steps, certified band [{b[0]:.4g}, {b[1]:.4g}] on [{lower:g}, 1]")
+    assumes = (f"every singular value of X_0 = G / ||G||_F in [{lower:g}, 1] (the top: "
+               "||G||_2 <= ||G||_F; the bottom: an assumption)" if precondition is None else
+               f"every singular value of D X_0 (AOL) in [{lower:g}, 1] (the top: a theorem, "
+               "||D X||_2 <= 1; the bottom: measured, not bounded)")
     report = {"error": err, "band": list(b), "degree": degree, "steps": k, "matmuls": mm,
-              "lower": lower, "kind": kind, "noise": noise,
+              "lower": lower, "kind": kind, "noise": noise, "precondition": precondition,
+              "assumes": assumes,
               "candidates": [{"degree": c[2], "steps": c[3], "matmuls": c[1], "error": c[0]}
                              for c in cands]}
     return sched, report

@@ -20,7 +20,8 @@ from .gemm import NATIVE, Gemm
 from .schedules import Schedule
 
 __all__ = ["NonFiniteInput", "normalize", "loops_over_batch", "iterate", "iterate_gram",
-           "run_schedule", "start", "uses_gram_side", "cost", "schedule_flops", "gram_flops"]
+           "run_schedule", "start", "aol", "aol_flops", "uses_gram_side", "cost",
+           "schedule_flops", "gram_flops"]
 
 
 class NonFiniteInput(ValueError):
@@ -175,8 +176,12 @@ def start(X: torch.Tensor, schedule: Schedule, gemm: Gemm = NATIVE, inplace: boo
 
     Frobenius: :func:`normalize`.  Schatten-4: Frobenius first (keeps the Gram product in
     range), then divide by ||A||_F^(1/2) <= 1 with A = X X^T; the rescaled A is returned
-    for the first step, which needs it anyway.
+    for the first step, which needs it anyway.  ``precondition="aol"``: Frobenius first
+    (for the same reason), then :func:`aol`.
     """
+    if schedule.precondition == "aol":
+        X = normalize(X, eps=schedule.eps, inplace=inplace)
+        return aol(X, gemm, schedule.safety)
     if schedule.normalization == "fro":
         return normalize(X, schedule.safety, schedule.eps, inplace), None
     X = normalize(X, eps=schedule.eps, inplace=inplace)
@@ -184,6 +189,28 @@ def start(X: torch.Tensor, schedule: Schedule, gemm: Gemm = NATIVE, inplace: boo
     nu2 = torch.linalg.matrix_norm(A, keepdim=True).clamp_min(torch.finfo(X.dtype).tiny)
     nu2 = nu2 * schedule.safety**2
     return X / nu2.sqrt(), A / nu2
+
+
+def aol(X: torch.Tensor, gemm: Gemm = NATIVE, safety: float = 1.0
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D X / safety, its Gram matrix) with D = diag(sum_j |A_ij|)^(-1/2), A = X X^T.
+
+    The almost-orthogonal-layer rescaling (Prach and Lampert 2022, Theorem 1: ||D X||_2 <= 1
+    for every X, by the Schur test on D A D) as Turbo-Muon applies it before Newton-Schulz
+    (Boissin et al. 2025).  The Gram matrix of D X is D A D, formed from A without a product;
+    the first step uses it.  A zero row keeps a zero row (its sum is clamped, not divided by).
+    """
+    A = gemm.mm(X, X.mT)
+    d = A.abs().sum(dim=-1).clamp_min(torch.finfo(A.dtype).tiny).rsqrt()
+    if safety != 1.0:
+        d = d / safety
+    return X * d.unsqueeze(-1), A * d.unsqueeze(-1) * d.unsqueeze(-2)
+
+
+def aol_flops(m: int, n: int) -> float:
+    """Elementwise FLOPs of :func:`aol` on an (m, n) matrix beside its (reused) Gram product:
+    the row sums of |A|, the row scaling of X and the two-sided scaling of A."""
+    return float(2 * m * m + m * n + 2 * m * m)
 
 
 # -- cost model -----------------------------------------------------------------------------
@@ -226,8 +253,10 @@ def cost(schedule: Schedule, m: int, n: int, steps: int | None = None) -> tuple[
     """(matrix products, FLOPs) of :func:`run_schedule` on one (m, n) matrix, m <= n.
 
     Counts the path that actually runs: the Gram side for ``gram_restart`` schedules on
-    wide matrices, the standard iteration otherwise.  Schatten-4 normalization reuses its
-    Gram product as the first step's, so it adds none.
+    wide matrices, the standard iteration otherwise.  Schatten-4 normalization and AOL
+    preconditioning reuse their Gram product as the first step's, so they add none (one,
+    if the first step is a plain scaling that needs no Gram matrix); AOL's elementwise work
+    is :func:`aol_flops`.
 
     Examples
     --------
@@ -239,5 +268,12 @@ def cost(schedule: Schedule, m: int, n: int, steps: int | None = None) -> tuple[
     """
     coeffs = schedule.step_coeffs(steps)
     if uses_gram_side(schedule, m, n):
-        return _gram_plan(m, n, coeffs, schedule.gram_restart)
-    return (sum(len(c) for c in coeffs if len(c) > 1), schedule_flops(m, n, coeffs))
+        mms, f = _gram_plan(m, n, coeffs, schedule.gram_restart)
+    else:
+        mms, f = sum(len(c) for c in coeffs if len(c) > 1), schedule_flops(m, n, coeffs)
+    pre = schedule.normalization == "schatten4" or schedule.precondition is not None
+    if pre and len(coeffs[0]) == 1:  # its Gram product is computed and not reused
+        mms, f = mms + 1, f + 2.0 * m * m * n
+    if schedule.precondition == "aol":
+        f += aol_flops(m, n)
+    return mms, f

@@ -15,7 +15,8 @@ import torch
 from .exact import svd_msign
 
 __all__ = ["orthogonality_error", "polar_distance", "relative_distance", "singular_values",
-           "sigma_band", "max_sigma_error", "nuclear_alignment"]
+           "sigma_band", "max_sigma_error", "nuclear_alignment",
+           "preconditioned_singular_values"]
 
 
 def _f64(X: Any) -> torch.Tensor:
@@ -102,3 +103,35 @@ def nuclear_alignment(G: Any, X: Any) -> np.ndarray:
     inner = (Gt * Xt).sum(dim=(-2, -1))
     nuc = torch.linalg.matrix_norm(Gt, ord="nuc").clamp_min(torch.finfo(torch.float64).tiny)
     return _out(inner / nuc)
+
+
+def preconditioned_singular_values(G: Any, precondition: str | None = None) -> np.ndarray:
+    """The singular values a schedule starts from: those of X_0 (descending, float64).
+
+    ``None``: X_0 = G / ||G||_F.  ``"aol"``: X_0 = D G / ||G||_F with the AOL row scaling of
+    :func:`msign.iterate.aol` on the smaller side (D = diag(sum_j |A_ij|)^(-1/2), A = X X^T),
+    computed in float64.  Every value is <= 1 in both cases (a theorem for AOL); how far
+    above 0 the smallest ones lie is what this measures, and what a preconditioned
+    schedule's certified band on [lower, 1] assumes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> G = np.diag([1.0, 1e-2]) @ np.array([[1.0, 0.5], [0.0, 1.0]])
+    >>> s0, s1 = preconditioned_singular_values(G), preconditioned_singular_values(G, "aol")
+    >>> bool(s1[-1] / s1[0] > s0[-1] / s0[0])  # AOL lifts the bottom of the spectrum
+    True
+    """
+    from .iterate import aol
+    from .schedules import PRECONDITIONS
+
+    if precondition is not None and precondition not in PRECONDITIONS:
+        raise ValueError(f"precondition must be None or one of {PRECONDITIONS}; "
+                         f"got {precondition!r}")
+    T = _f64(G)
+    if T.shape[-2] > T.shape[-1]:
+        T = T.mT
+    T = T / torch.linalg.matrix_norm(T, keepdim=True).clamp_min(torch.finfo(T.dtype).tiny)
+    if precondition == "aol":
+        T = aol(T)[0]
+    return _out(torch.linalg.svdvals(T))

@@ -21,7 +21,7 @@ from .gemm import Gemm
 from .iterate import cost, run_schedule
 from .schedules import SCHEDULES, Schedule, check_steps
 
-__all__ = ["Method", "METHODS", "compiled", "register", "resolve_method"]
+__all__ = ["Method", "METHODS", "compiled", "register", "resolve_method", "preconditioned"]
 
 MethodFn = Callable[[torch.Tensor, "int | None", Gemm, "dict[str, Any] | None"], torch.Tensor]
 
@@ -53,7 +53,7 @@ def schedule_info(s: Schedule, X: torch.Tensor, steps: int) -> dict[str, Any]:
     batch = X.shape[0] if X.dim() == 3 else 1
     mms, flops = cost(s, *X.shape[-2:], steps)
     return {"iterations": steps, "matmuls": mms, "factorizations": 0, "flops": batch * flops,
-            "converged": None}
+            "converged": None, "precondition": s.precondition}
 
 
 def _schedule_method(s: Schedule, name: str | None = None, description: str = "") -> Method:
@@ -192,6 +192,19 @@ def resolve_method(method: str | Schedule | Method) -> Method:
                 f"unknown method {method!r}; expected one of {sorted(METHODS)} or a Schedule"
             ) from None
     raise TypeError(f"method must be a name, a Schedule or a Method; got {type(method).__name__}")
+
+
+def preconditioned(method: Method, precondition: str) -> Method:
+    """``method``'s schedule with ``precondition`` (e.g. "aol") before its first step."""
+    from dataclasses import replace
+
+    if method.schedule is None:
+        raise ValueError(f"precondition applies to schedule methods; {method.name!r} is not one")
+    s = method.schedule
+    if s.precondition == precondition:
+        return method
+    return _schedule_method(replace(s, precondition=precondition,
+                                    name=f"{s.name}+{precondition}"))
 
 
 def compiled(method: str | Schedule, **compile_kwargs: Any) -> Method:

@@ -26,9 +26,11 @@ import numpy as np
 
 from .results import write_text
 
-__all__ = ["Schedule", "get_schedule", "SCHEDULES", "NORMALIZATIONS"]
+__all__ = ["Schedule", "get_schedule", "SCHEDULES", "NORMALIZATIONS", "PRECONDITIONS"]
 
 NORMALIZATIONS = ("fro", "schatten4")
+#: Input rescalings before the first step (:func:`msign.iterate.start`).
+PRECONDITIONS = ("aol",)
 
 
 def check_steps(steps: Any) -> int:
@@ -96,6 +98,16 @@ class Schedule:
         Floor of the divisor: X_0 = G / max(safety * nu, eps).  0 (default) keeps every
         nonzero G scale-invariant (the zero matrix still maps to zero); torch.optim.Muon
         uses 1e-7, which leaves matrices with ||G||_F < 1e-7 short of the interval.
+    precondition : {None, "aol"}
+        ``"aol"``: after the Frobenius normalization, rescale the rows of X (m <= n) by
+        D = diag(sum_j |A_ij|)^(-1/2) with A = X X^T, the almost-orthogonal-layer scaling of
+        Prach and Lampert (2022) that Turbo-Muon (Boissin et al. 2025) puts before
+        Newton-Schulz.  ||D X||_2 <= 1 holds for every X (a theorem, so the interval's top
+        stays 1), and for nearly orthogonal rows D X is much closer to orthogonal than
+        X / ||X||_F: the singular values the schedule starts from are larger.  The Gram
+        product is the first step's own (D A D), so it costs no product.  The schedule's
+        ``scalar_map`` then acts on the singular values of D X / safety, which are measured,
+        not bounded, from below (:func:`msign.metrics.preconditioned_singular_values`).
 
     Raises
     ------
@@ -120,6 +132,7 @@ class Schedule:
     normalization: str = "fro"
     gram_restart: int | None = None
     eps: float = 0.0
+    precondition: str | None = None
     _table: tuple[tuple[float, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -159,6 +172,12 @@ class Schedule:
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"normalization must be one of {NORMALIZATIONS}; got {self.normalization!r}")
+        if self.precondition is not None and self.precondition not in PRECONDITIONS:
+            raise ValueError(f"precondition must be None or one of {PRECONDITIONS}; "
+                             f"got {self.precondition!r}")
+        if self.precondition is not None and self.normalization != "fro":
+            raise ValueError("precondition='aol' replaces the normalization's role (it bounds "
+                             "||X||_2 by 1 itself); use normalization='fro'")
         n = len(table)
         # The last entry is the fixed point the iteration repeats; Polar Express leaves it
         # unscaled so that repeating it converges to 1 exactly.
@@ -203,6 +222,10 @@ class Schedule:
         >>> Schedule([(1.5, -0.5)], safety=2.0).divisor([3.0, 4.0])
         10.0
         """
+        if self.precondition is not None:
+            raise ValueError(f"schedule {self.name!r} is preconditioned ({self.precondition}): "
+                             "its starting singular values are not sigma / divisor; use "
+                             "msign.metrics.preconditioned_singular_values")
         s = np.asarray(sigma, dtype=np.float64)
         p = 2 if self.normalization == "fro" else 4
         return self.safety * float(np.sum(s**p) ** (1 / p)) if s.ndim <= 1 \
@@ -237,6 +260,7 @@ class Schedule:
             "normalization": self.normalization,
             "gram_restart": self.gram_restart,
             "eps": self.eps,
+            "precondition": self.precondition,
         }
 
     @classmethod
@@ -244,7 +268,7 @@ class Schedule:
         if not isinstance(d, dict) or "coeffs" not in d:
             raise ValueError("a schedule dict needs at least the key 'coeffs'")
         unknown = set(d) - {"name", "coeffs", "safety", "source", "default_steps",
-                            "normalization", "gram_restart", "eps"}
+                            "normalization", "gram_restart", "eps", "precondition"}
         if unknown:
             raise ValueError(f"unknown schedule keys: {sorted(unknown)}")
         return cls(**d)
@@ -378,6 +402,42 @@ SCHEDULES: dict[str, Schedule] = {
             "noise=2**-7): each step minimax on the interval widened by the bf16 noise model "
             "of msign.scalar.noise_band at c = 2 (above the largest c = 1.2 measured by "
             "experiments/matrix/rounding_model.py); certified bounded under that model up to c = 2",
+        ),
+        Schedule(
+            [(3.4445, -4.7750, 2.0315)] * 8 + [(2.0, -1.5, 0.5)] * 2,
+            name="deepseek-v4",
+            source="DeepSeek-V4's hybrid Newton-Schulz (DeepSeek-AI, DeepSeek-V4 technical "
+            "report, 2026, as summarized in msign issue #23): 8 steps of Jordan's quintic, "
+            "then 2 of the quintic (2, -1.5, 0.5) (p(1) = 1, p'(1) = 0, p''(1) = 1: quadratic "
+            "convergence onto 1 from Jordan's band); 30 products",
+        ),
+        Schedule(
+            [
+                (4.6051, -9.6552, 5.6769),
+                (4.7505, -6.0861, 2.1790),
+                (2.7763, -2.3190, 0.5523),
+                (2.4231, -2.2861, 0.8193),
+            ],
+            name="turbo-muon",
+            precondition="aol",
+            source="Turbo-Muon (Boissin, Massena, Mamalet, Serrurier 2025, arXiv:2512.04632v1): "
+            "AOL row scaling, then four quintic steps, the list of "
+            "thib-s/flash-newton-schulz@cdb03db0e6c59e82365426373a1601fadfdf7ab3 "
+            "newton_schulz_triton.py (newton_schulz_triton_aol); 12 products, the Gram "
+            "product of the scaling reused by the first step",
+        ),
+        Schedule(
+            [
+                (8.47032880384807, -25.10807470666187, 18.62927559911801),
+                (4.1828341832939415, -3.108701109889241, 0.580606681350049),
+                (3.9618572789615993, -2.9540637463593784, 0.5629761179538963),
+                (3.28658621702796, -2.464720134531282, 0.5073576938614548),
+                (2.273749994434039, -1.6446603679080696, 0.41619092749788633),
+            ],
+            name="cans",
+            source="msign.design.cans(lower=1e-3, degree=5, steps=5): Chebyshev-optimal quintic "
+            "steps on [1e-3, 1] (Grishina, Smirnov, Rakhuba 2025, arXiv:2506.10935v1), "
+            "Jordan's budget of 15 products; pure greedy, no safety factor",
         ),
         Schedule(
             [

@@ -257,3 +257,52 @@ def test_registered_band_12_is_the_budget_studys_design():
     assert [list(c) for c in s.coeffs] == saved["coeffs"] and s.matmuls() == 12
     lo, hi = scalar.band(s, 0.00195)  # certified (rigorous) on the lower bound it covers
     assert 0.65 <= lo and hi <= 1.35
+
+
+class TestCans:
+    @pytest.mark.parametrize("lo, hi", [(1e-3, 1.0), (0.1, 1.0), (0.5, 1.3), (0.9, 1.1)])
+    def test_closed_form_cubic_is_the_remez_optimum(self, lo, hi):
+        with mpmath.workdps(60):
+            (c0, c1), E = design.cubic_alternance(mpmath.mpf(lo), mpmath.mpf(hi))
+            ref, Eref = design.minimax_odd(lo, hi, 3, dps=60)
+            assert abs(c0 - ref[0]) < mpmath.mpf(10) ** -45
+            assert abs(c1 - ref[1]) < mpmath.mpf(10) ** -45
+            assert abs(E - Eref) < mpmath.mpf(10) ** -45
+            # Alternance: the error is +-E at lower, the interior maximum and upper.
+            x = mpmath.sqrt(-c0 / (3 * c1))
+            errs = [odd_poly((c0, c1), t) - 1 for t in (mpmath.mpf(lo), x, mpmath.mpf(hi))]
+            assert all(abs(abs(e) - E) < mpmath.mpf(10) ** -45 for e in errs)
+            assert errs[0] < 0 < errs[1] and errs[2] < 0
+
+    def test_quintic_cans_is_pure_greedy_polar_express(self):
+        s = design.cans(1e-3, degree=5, steps=5)
+        pe = design.polar_express(1e-3, 5, 5, safety=1.0, cushion=0.0)
+        np.testing.assert_allclose(np.array(s.coeffs), np.array(pe.coeffs), rtol=1e-12)
+
+    def test_band_contracts_to_the_predicted_error(self):
+        s = design.cans(0.05, degree=3, steps=4)
+        a, b = 0.05, 1.0
+        for _ in range(4):
+            _, E = design.cubic_alternance(a, b)
+            a, b = 1 - E, 1 + E
+        lo, hi = scalar.band(s, 0.05)
+        assert abs((1 - lo) - E) < 1e-12 and abs((hi - 1) - E) < 1e-12
+
+    def test_an_upper_end_above_one_is_honoured(self):
+        s = design.cans(0.01, degree=5, steps=4, upper=1.2)
+        x = np.linspace(0.01, 1.2, 4001)
+        assert np.max(np.abs(s.scalar_map(x) - 1)) < 0.1
+
+    @pytest.mark.parametrize("kw", [{"lower": 0.0}, {"upper": 1e-4}, {"steps": 0},
+                                    {"degree": 4}])
+    def test_bad_arguments(self, kw):
+        with pytest.raises(ValueError):
+            design.cans(**{"lower": 1e-3, **kw})
+
+
+def test_band_design_with_aol_states_what_it_assumes():
+    s, r = design.band_design(0.05, 9, degrees=(5,), precondition="aol")
+    assert s.precondition == "aol" and r["precondition"] == "aol"
+    assert "theorem" in r["assumes"] and "measured" in r["assumes"]
+    plain, rp = design.band_design(0.05, 9, degrees=(5,))
+    assert s.coeffs == plain.coeffs and r["error"] == rp["error"]  # the same polynomials

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import msign
 from experiments.lm import data, train_lm
 
 
@@ -353,3 +354,44 @@ def test_grid_extends_while_the_best_sits_on_an_edge(extensions, tried):
     best = sw.grid([arm], 0, None, extensions=extensions)
     assert sorted(r["lr"] for r in sw.runs) == tried
     assert best["a"] == min(tried, key=lambda lr: abs(np.log2(lr / 0.08)))
+
+
+def test_schedules2026_end_to_end(corpus, tmp_path, monkeypatch):
+    from experiments.lm import schedules2026 as s26
+
+    monkeypatch.setattr(s26, "LOWERS", (0.01, 0.1))
+    monkeypatch.setattr(s26, "FAMILY_SHAPE", (32, 96))
+    monkeypatch.setattr(s26, "SEEDS", (0, 1))
+    monkeypatch.setattr(s26, "EXTRA_SEEDS", (2,))
+    budget = tmp_path / "budget"
+    budget.mkdir()
+    (budget / "summary.json").write_text(json.dumps({"muon_adamw_lr": 3e-3}))
+    out = tmp_path / "s26"
+    res = s26.main(["--preset", "smoke", "--steps", "12", "--cache", str(corpus),
+                    "--runs", str(tmp_path / "runs"), "--out", str(out), "--budget", str(budget),
+                    "--arms", "muon-jordan,aol-9,adaptive-jordan,turbo-muon",
+                    "--rate-up", "aol-9", "--jobs", "1", "--threads", "1"])
+    designs = json.loads((out / "designs.json").read_text())
+    aol = {d["name"]: d for d in designs["aol_designs"]}
+    assert set(aol) == {"aol-6", "aol-9", "aol-12"}
+    for d in aol.values():  # the chosen lower bound is the candidate with the most in band
+        assert d["in_band_fraction"] == max(c["in_band_fraction"] for c in d["candidates"])
+        assert msign.Schedule.from_json(out / "schedules" / f"{d['name']}.json").precondition \
+            == "aol"
+    spec = designs["spectra"]["captured"]
+    assert all(r["aol_top"] <= 1 + 1e-12 and r["fro_top"] <= 1 + 1e-12 for r in spec.values())
+    assert designs["adaptive"]["jordan"]["mean_matmuls"] <= 15
+    rows = {r["name"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
+    assert list(rows) == ["muon-jordan", "aol-9", "adaptive-jordan", "turbo-muon"]
+    assert set(rows["aol-9"]["by_rate_mean"]) == {"0.02", "0.028"}
+    by_rate = rows["aol-9"]["by_rate_mean"]  # chosen on the seed mean
+    assert rows["aol-9"]["lr"] == float(min(by_rate, key=by_rate.get))
+    for r in rows.values():
+        assert len(r["final_val_loss"]) == 2 and r["ci95"][0] <= r["mean"] <= r["ci95"][1]
+        assert r["matmuls_per_matrix"] is not None and r["orthogonalization_s"] > 0
+    assert rows["aol-9"]["matmuls_per_matrix"] == 9
+    assert rows["adaptive-jordan"]["matmuls_per_matrix"] <= 15
+    assert rows["muon-jordan"]["orthogonalization_vs_jordan"] == 1.0
+    assert "tost_vs_jordan" in rows["aol-9"] and "text" in res["train"]["headline"]
+    more = json.loads((out / "more_seeds.json").read_text())["table"]
+    assert more[0]["name"] == "muon-jordan" and len(more[0]["final_val_loss"]) == 3

@@ -40,7 +40,7 @@ from .presets import PRESETS
 # What a run is: a checkpoint may only be continued by a command that agrees on all of these.
 IDENTITY = ("optimizer", "msign", "schedule", "lr", "adamw_lr", "weight_decay",
             "adamw_weight_decay", "normuon_beta2", "cautious_wd", "qk_clip", "grad_clip",
-            "warmup", "preset", "steps", "seed", "data", "init_from", "gemm")
+            "warmup", "preset", "steps", "seed", "data", "init_from", "gemm", "msign_budget")
 
 
 def lr_at(step: int, total: int, warmup: int) -> float:
@@ -60,7 +60,8 @@ def make_optimizer(model: GPT, args: argparse.Namespace) -> torch.optim.Optimize
     return Muon(muon_param_groups(model), lr=args.lr, msign=method,
                 weight_decay=args.weight_decay, adamw_lr=args.adamw_lr,
                 adamw_weight_decay=awd, msign_gemm=args.gemm,
-                normuon_beta2=args.normuon_beta2, cautious_weight_decay=args.cautious_wd)
+                normuon_beta2=args.normuon_beta2, cautious_weight_decay=args.cautious_wd,
+                msign_budget=args.msign_budget)
 
 
 @torch.no_grad()
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--msign", default="polar-express", help="Muon's method name")
     ap.add_argument("--schedule", help="Muon's orthogonalizer: a Schedule JSON file "
                                        "(msign design / Schedule.to_json); overrides --msign")
+    ap.add_argument("--msign-budget", type=int, help="Muon: at most this many products per "
+                    "matrix, the steps chosen per matrix (msign.adaptive)")
     ap.add_argument("--lr", type=float, required=True, help="peak lr (Muon: hidden matrices)")
     ap.add_argument("--adamw-lr", type=float, default=3e-3, help="Muon's AdamW part (embeddings)")
     ap.add_argument("--weight-decay", type=float, default=0.0)

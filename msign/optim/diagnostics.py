@@ -6,6 +6,8 @@ With ``Muon(..., diagnostics=True)``, after every step ``opt.diagnostics`` is a 
   before the learning rate, s(W) msign(M) (after NorMuon where it is on);
 - ``orth_error/<param>``: ``max_i |sigma_i - 1|`` of msign(M) over the parameter's matrices, from
   their Gram matrices X X^T (one product and an eigendecomposition of the small side);
+- ``matmuls/<param>``: matrix products per orthogonalized matrix, as run (the mean steps
+  an adaptive ``msign_budget`` chose);
 - ``skipped_fraction``: the share of this process's steps skipped for a non-finite gradient;
 - ``qk/max_logit`` and ``qk/clipped_heads``: where QK-clip is on, written by
   :func:`msign.optim.qk_clip` when given ``record=opt.diagnostics``.
@@ -23,7 +25,7 @@ Examples
 >>> w.grad = torch.randn(8, 4)
 >>> opt.step()
 >>> sorted(opt.diagnostics)
-['orth_error/w', 'skipped_fraction', 'update_rms/w']
+['matmuls/w', 'orth_error/w', 'skipped_fraction', 'update_rms/w']
 >>> opt.diagnostics["orth_error/w"] < 1e-6
 True
 >>> line = json.dumps({"step": 1, **opt.diagnostics})   # one JSONL record

@@ -54,18 +54,26 @@ class Work:
                          for b, o, i in self.layout.matrix_shapes(self.param.shape)))
 
 
-def _run(method: Method | Callable, mats: list[torch.Tensor], w: Work) -> list[torch.Tensor]:
+def _run(method: Method | Callable, mats: list[torch.Tensor], w: Work
+         ) -> tuple[list[torch.Tensor], float | None]:
+    """The bucket's results and, when diagnostics are on, its mean products per matrix."""
     g = w.group
     if mats[0].numel() == 0:  # 0-size parameters: nothing to orthogonalize
-        return [torch.zeros_like(m) for m in mats]
+        return [torch.zeros_like(m) for m in mats], None
     if not isinstance(method, Method):
-        return [torch.stack([method(x).to(m.dtype) for x in m]) for m in mats]
+        return [torch.stack([method(x).to(m.dtype) for x in m]) for m in mats], None
+    infos = [{} if w.record is not None else None for _ in mats]
     if loops_over_batch(mats[0].device, sum(m.shape[0] for m in mats)):
-        return [apply_method(m, method, w.steps, g["msign_dtype"], gemm=g["msign_gemm"])
-                for m in mats]
-    stacked = apply_method(torch.cat(mats), method, w.steps, g["msign_dtype"],
-                           gemm=g["msign_gemm"])
-    return list(stacked.split([m.shape[0] for m in mats]))
+        out = [apply_method(m, method, w.steps, g["msign_dtype"], i, g["msign_gemm"])
+               for m, i in zip(mats, infos, strict=True)]
+    else:
+        infos = infos[:1]
+        out = list(apply_method(torch.cat(mats), method, w.steps, g["msign_dtype"], infos[0],
+                                g["msign_gemm"]).split([m.shape[0] for m in mats]))
+    if w.record is None:
+        return out, None
+    sizes = [m.shape[0] for m in mats] if len(infos) > 1 else [1]
+    return out, sum(i["matmuls"] * b for i, b in zip(infos, sizes, strict=True)) / sum(sizes)
 
 
 def orthogonalize(work: list[tuple[Work, torch.Tensor]]
@@ -82,9 +90,11 @@ def orthogonalize(work: list[tuple[Work, torch.Tensor]]
     out: list[list[torch.Tensor | None]] = [[None] * len(bl) for bl in blocks]
     for members in buckets.values():
         first = work[members[0][0]][0]
-        res = _run(first.method, [blocks[k][b] for k, b in members], first)
+        res, mms = _run(first.method, [blocks[k][b] for k, b in members], first)
         for (k, b), r in zip(members, res, strict=True):
             out[k][b] = r
+            if mms is not None:  # products per matrix as run (an adaptive budget's mean)
+                work[k][0].record[f"matmuls/{work[k][0].name}"] = float(mms)
     results = []
     for (w, _), xs in zip(work, out, strict=True):
         shape = w.param.shape

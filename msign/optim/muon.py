@@ -87,6 +87,8 @@ class Muon(torch.optim.Optimizer):
     msign_dtype, msign_gemm : torch.dtype or None, {"auto", "native", "emulated"}
         Compute dtype of named methods and schedules (default bf16; None = the parameter's)
         and how bf16/fp16 products are computed (:func:`msign.msign`'s ``gemm``).
+    msign_budget : int, optional
+        At most this many products per matrix, its steps chosen from its spectrum (adaptive).
     normuon_beta2, normuon_eps : float in [0, 1) or None, float
         NorMuon (:class:`msign.optim.rules.NorMuon`) with this second-moment decay; None off.
     cautious_weight_decay : bool
@@ -112,10 +114,9 @@ class Muon(torch.optim.Optimizer):
 
     Notes
     -----
-    Layouts (:class:`msign.optim.Layout`) are fixed here, per parameter: a group's
-    ``layouts`` list (from :func:`muon_param_groups`), else its ``layout``, else the
-    inferred one (:func:`msign.optim.infer_layout`: 2-D as is, 3-D a batch of matrices,
-    conv weights flattened), cut into ``split=k`` equal row blocks if given.
+    Layouts (:class:`msign.optim.Layout`) are fixed here, per parameter: a group's ``layouts``
+    (from :func:`muon_param_groups`), else its ``layout``, else the inferred one (2-D as is,
+    3-D a batch of matrices, conv flattened), cut into ``split=k`` row blocks if given.
 
     Under torch.distributed each matrix is orthogonalized by one owner rank
     (:mod:`msign.optim.sharding`); ``last_step_bytes_sent`` is what this rank sent last step.
@@ -137,6 +138,7 @@ class Muon(torch.optim.Optimizer):
                  ns_steps: int | None = None, adjust_lr_fn: str | None = "original", *,
                  msign: str | Schedule | Callable | None = None,
                  msign_dtype: torch.dtype | None = torch.bfloat16, msign_gemm: str = "auto",
+                 msign_budget: int | None = None,
                  normuon_beta2: float | None = None, normuon_eps: float = 1e-8,
                  cautious_weight_decay: bool = False, adamw_lr: float = 3e-4,
                  adamw_betas: tuple[float, float] = (0.9, 0.95), adamw_eps: float = 1e-8,
@@ -158,7 +160,7 @@ class Muon(torch.optim.Optimizer):
             "lr": lr, "weight_decay": weight_decay, "momentum": momentum, "nesterov": nesterov,
             "ns_coefficients": ns_coefficients, "eps": eps, "ns_steps": ns_steps,
             "adjust_lr_fn": adjust_lr_fn, "use_muon": True, "msign": msign,
-            "msign_dtype": msign_dtype, "msign_gemm": msign_gemm,
+            "msign_dtype": msign_dtype, "msign_gemm": msign_gemm, "msign_budget": msign_budget,
             "normuon_beta2": normuon_beta2, "normuon_eps": normuon_eps,
             "cautious_weight_decay": cautious_weight_decay, "skipped_steps": 0})
         super().__init__(params, defaults)
@@ -184,8 +186,7 @@ class Muon(torch.optim.Optimizer):
         return max((g.get("skipped_steps", 0) for g in self.param_groups), default=0)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Optimizer.__getstate__ keeps defaults, state and param_groups only; the settings
-        # below must survive copy.deepcopy and pickling too.  The method cache is rebuilt.
+        # Optimizer keeps defaults, state and groups only; these must survive deepcopy too.
         return {**super().__getstate__(), "nonfinite": self.nonfinite,
                 "_name_layouts": self._name_layouts, "_adamw_defaults": self._adamw_defaults,
                 "_methods": options.Methods(), "last_step_bytes_sent": 0,
@@ -292,8 +293,7 @@ class Muon(torch.optim.Optimizer):
             if state is not None:
                 w.post_state.copy_(state)
             g = w.group
-            # A Tensor lr stays a tensor in this arithmetic, as in torch.optim.Muon, so that
-            # the two agree bit for bit with either kind of lr.
+            # A Tensor lr stays a tensor, as in torch.optim.Muon: equal bit for bit either way.
             lr = g["lr"].squeeze() if isinstance(g["lr"], torch.Tensor) and g["lr"].dim() \
                 else g["lr"]
             rules.rule_for("decay", g).decay(W := _local(w.param), upd, lr, g["weight_decay"])

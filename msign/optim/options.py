@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .. import adaptive
 from ..api import as_dtype
 from ..gemm import GEMM_MODES
 from ..registry import Method, resolve_method
@@ -133,7 +134,7 @@ def check_group(g: dict[str, Any], gi: int, methods: Methods,
         raise ValueError(f"msign_gemm must be one of {GEMM_MODES}; got {g['msign_gemm']!r}")
     if g["msign_dtype"] is not None:
         g["msign_dtype"] = as_dtype(g["msign_dtype"], "msign_dtype")
-    methods.resolve(g)  # an unknown name or malformed coefficients fail here
+    methods.resolve(g)  # an unknown name, malformed coefficients or a bad budget fail here
     g["layouts"] = _layouts(g, gi, name_layouts)
 
 
@@ -190,7 +191,24 @@ class Methods:
         self._cache: dict[tuple, Method] = {}
 
     def resolve(self, g: Mapping[str, Any]) -> tuple[Method | Callable, int | None]:
-        """(a registry Method or a plain callable, the group's steps)."""
+        """(a registry Method or a plain callable, the group's steps); with ``msign_budget``
+        the schedule's steps are chosen per matrix (:func:`msign.adaptive.method`)."""
+        m, steps = self._resolve(g)
+        budget = g.get("msign_budget")
+        if budget is None:
+            return m, steps
+        if not isinstance(m, Method) or m.schedule is None:
+            raise ValueError("msign_budget needs a schedule method (a name such as 'jordan', "
+                             f"a Schedule or ns_coefficients); got {g['msign']!r}")
+        if steps is not None:
+            raise ValueError("give ns_steps or msign_budget, not both: the budget chooses the "
+                             "steps per matrix")
+        key = ("budget", id(m), budget)
+        if key not in self._cache:
+            self._cache[key] = adaptive.method(m.schedule, budget)
+        return self._cache[key], None
+
+    def _resolve(self, g: Mapping[str, Any]) -> tuple[Method | Callable, int | None]:
         spec, coeffs, steps, eps = g["msign"], g["ns_coefficients"], g["ns_steps"], g["eps"]
         if coeffs is not None:
             table = [tuple(coeffs)] if all(isinstance(c, (int, float)) for c in coeffs) \
