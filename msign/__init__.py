@@ -8,7 +8,7 @@ from .schedules import SCHEDULES, Schedule, get_schedule
 __all__ = ["msign", "polar", "METHODS", "Method", "compiled", "register", "Schedule",
            "SCHEDULES", "get_schedule", "metrics", "design", "scalar", "__version__"]
 #: the one place of the version: pyproject.toml reads it (``dynamic = ["version"]``)
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def __getattr__(name: str):

@@ -407,7 +407,9 @@ SCHEDULES: dict[str, Schedule] = {
             [(3.4445, -4.7750, 2.0315)] * 8 + [(2.0, -1.5, 0.5)] * 2,
             name="deepseek-v4",
             source="DeepSeek-V4's hybrid Newton-Schulz (DeepSeek-AI, DeepSeek-V4 technical "
-            "report, 2026, as summarized in msign issue #23): 8 steps of Jordan's quintic, "
+            "report, 2026, huggingface.co/deepseek-ai/DeepSeek-V4-Pro DeepSeek_V4.pdf; the same "
+            "list as NVIDIA-NeMo/Emerging-Optimizers@fd7729267109a8848709e9406bf19e53e970c3f4 "
+            "muon_utils.py 'deepseekv4'): 8 steps of Jordan's quintic, "
             "then 2 of the quintic (2, -1.5, 0.5) (p(1) = 1, p'(1) = 0, p''(1) = 1: quadratic "
             "convergence onto 1 from Jordan's band); 30 products",
         ),
@@ -437,7 +439,9 @@ SCHEDULES: dict[str, Schedule] = {
             name="cans",
             source="msign.design.cans(lower=1e-3, degree=5, steps=5): Chebyshev-optimal quintic "
             "steps on [1e-3, 1] (Grishina, Smirnov, Rakhuba 2025, arXiv:2506.10935v1), "
-            "Jordan's budget of 15 products; pure greedy, no safety factor",
+            "Jordan's budget of 15 products; pure greedy, no safety factor; equal to the 'cans' "
+            "list of NVIDIA-NeMo/Emerging-Optimizers@fd7729267109a8848709e9406bf19e53e970c3f4 "
+            "muon_utils.py to its four printed digits",
         ),
         Schedule(
             [

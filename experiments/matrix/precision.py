@@ -13,10 +13,13 @@ along the way, and a verdict:
 - ``ok`` otherwise.
 
 Normalizations: ``fro`` (divide by safety * ||G||_F, the default), ``schatten4``
-((sum s^4)^(1/4), tighter and free), and ``power-k`` (k power-iteration steps on G^T G, an
+((sum s^4)^(1/4), tighter and free), ``power-k`` (k power-iteration steps on G^T G, an
 estimate of ||G||_2 from below: the tightest, but it can leave sigma_max / nu slightly above
-1, outside every schedule's design interval).  ``x_min`` is the smallest normalized singular
-value each normalization hands the schedule: the tighter nu, the larger x_min.
+1, outside every schedule's design interval), and ``aol`` (Frobenius, then the AOL row
+scaling of ``msign.iterate.aol``: not a division by one number, so ``x_min`` is the smallest
+singular value of the preconditioned matrix).  ``x_min`` is the smallest normalized singular
+value each normalization hands the schedule: the tighter nu, the larger x_min.  A schedule
+designed for AOL (``turbo-muon``) runs under ``aol`` only.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from msign import get_schedule
 from msign.api import as_dtype
 from msign.gemm import resolve_gemm
 from msign.iterate import iterate, run_schedule
+from msign.metrics import preconditioned_singular_values
 from msign.results import provenance, write_json
 
 from ..common.cli import add_device, add_gemm, add_out
@@ -39,8 +43,14 @@ from ..common.matrices import SCHEDULED, blew_up, captured, families, finite_err
 
 # Not msign.SCHEDULES / msign.schedules.NORMALIZATIONS: the schedules this study runs, and its
 # normalization rules, which add power-iteration estimates to the two a Schedule supports.
-STUDIED = SCHEDULED
-NORM_RULES = ["fro", "schatten4", "power-2", "power-8"]
+STUDIED = [*SCHEDULED, "deepseek-v4", "turbo-muon", "cans"]
+NORM_RULES = ["fro", "schatten4", "power-2", "power-8", "aol"]
+
+
+def rules_for(name: str) -> list[str]:
+    """The normalization rules a schedule runs under: all, or only its own preconditioning."""
+    pre = get_schedule(name).precondition
+    return NORM_RULES if pre is None else [pre]
 
 
 def power_norm(G: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
@@ -62,6 +72,13 @@ def run(G: torch.Tensor, s64: torch.Tensor, name: str, dtype: torch.dtype,
     """
     s = get_schedule(name)
     path = resolve_gemm(gemm, dtype, G.device)
+    if norm == "aol":
+        X = run_schedule(G.to(dtype), dataclasses.replace(s, precondition="aol"), gemm=path)
+        x = preconditioned_singular_values(G, "aol")
+        x_min = float(x[x > 0].min())
+        finite = bool(torch.isfinite(X).all())
+        return X, x_min, float(torch.linalg.svdvals(X.double()).max()) if finite else \
+            float("inf")
     if norm in ("fro", "schatten4"):
         s = dataclasses.replace(s, normalization=norm)
         nu = s.divisor(s64.cpu().numpy())
@@ -109,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
             U, S, Vh = torch.linalg.svd(G.double(), full_matrices=False)
             polar = U @ Vh
             for name in STUDIED:
-                for norm in NORM_RULES:
+                for norm in rules_for(name):
                     X, x_min, top = run(G, S, name, dtype, norm, args.gemm)
                     e = finite_errors(X, polar, G.double())
                     if dname == "fp64":

@@ -14,9 +14,10 @@ from msign.scalar import band, estimate_worst_case_error, noise_band
 
 from .format import _label, _upper, sci, tex
 
-SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "turbo-muon-poly",
-                 "polar-express", "polar-express-bf16", "pe-5x5-l0.001", "pe-6x5-l0.001",
-                 "pe-8x5-l0.001", "pe-8x3-l0.001", "pe-5x7-l0.001"]
+SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "deepseek-v4",
+                 "turbo-muon", "cans", "band-12", "polar-express", "polar-express-bf16",
+                 "pe-5x5-l0.001", "pe-6x5-l0.001", "pe-8x5-l0.001", "pe-8x3-l0.001",
+                 "pe-5x7-l0.001"]
 
 
 def schedule_numbers(table: dict) -> dict[str, str]:
@@ -51,8 +52,6 @@ def get_coeffs(name: str) -> list:
     """The step coefficients of a named schedule or of schedule_table's designed rows."""
     if name in msign.SCHEDULES:
         return get_schedule(name).step_coeffs()
-    if name == "turbo-muon-poly":
-        return get_schedule("you-5").step_coeffs()[1:]
     steps, degree = (int(v) for v in name.split("-")[1].split("x"))
     return design.polar_express(1e-3, steps, degree, safety=1.0).step_coeffs()
 
