@@ -109,13 +109,12 @@ def _fsdp_worker(rank, world, name, dtype, out, kw):
                     for g in opt.param_groups if g["use_muon"] for p in g["params"])},
                os.path.join(out, f"rank{rank}.pt"))
     if name == "gpt":
-        # Placements other than fully_shard's are refused at construction, never mis-stepped.
-        from torch.distributed.tensor import Replicate, distribute_tensor
+        # A placement Muon cannot gather is refused at construction, never mis-stepped.
+        from torch.distributed.tensor import DTensor, Partial
 
-        # (a collective: every rank takes part)
-        rep = nn.Parameter(distribute_tensor(torch.randn(8, 4), mesh, [Replicate()]))
-        with pytest.raises(ValueError, match="placements"):
-            Muon([rep])
+        part = nn.Parameter(DTensor.from_local(torch.randn(8, 4), mesh, [Partial()]))
+        with pytest.raises(ValueError, match=r"placements \(Partial"):
+            Muon([("w", part)])
 
 
 @pytest.mark.parametrize("name,world,dtype,kw", [

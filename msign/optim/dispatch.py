@@ -96,8 +96,8 @@ def orthogonalize(work: list[tuple[Work, torch.Tensor]]
             if mms is not None:  # products per matrix as run (an adaptive budget's mean)
                 work[k][0].record[f"matmuls/{work[k][0].name}"] = float(mms)
     results = []
-    for (w, _), xs in zip(work, out, strict=True):
-        shape = w.param.shape
+    for (w, u), xs in zip(work, out, strict=True):
+        shape = u.shape  # the full matrix, or an expert-parallel rank's own experts
         if w.record is not None:
             w.record[f"orth_error/{w.name}"] = max(diagnostics.orth_error(x) for x in xs)
         if w.uniform:

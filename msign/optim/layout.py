@@ -126,6 +126,10 @@ class Layout:
         batch = tuple(a for a in range(ndim) if a not in out + inn)
         return batch, out, inn
 
+    def batch_axes(self, ndim: int) -> tuple[int, ...]:
+        """The axes that index matrices rather than their entries (an expert stack's E)."""
+        return self._axes(ndim)[0]
+
     def _sizes(self, shape: Sequence[int]) -> tuple[int, int, int]:
         batch, out, inn = self._axes(len(shape))
         return (math.prod(shape[a] for a in batch), math.prod(shape[a] for a in out),

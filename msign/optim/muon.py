@@ -45,7 +45,7 @@ TORCH_MUON_DEFAULTS: dict[str, Any] = {
 
 def _local(t: torch.Tensor) -> torch.Tensor:
     """This rank's part of a tensor: the local shard of a DTensor, else the tensor."""
-    return t.to_local() if sharding.is_fsdp2(t) else t
+    return t.to_local() if sharding.is_dtensor(t) else t
 
 
 class Muon(torch.optim.Optimizer):
@@ -283,12 +283,12 @@ class Muon(torch.optim.Optimizer):
             u = rules.rule_for("momentum", g).direction(
                 _local(self.state[p]["momentum_buffer"]), _local(p.grad), g)
             jobs.append(w)
-            items.append(sharding.Item(u, p.shape, sharding.is_fsdp2(p),
+            spec = sharding.spec_of(p, lay.batch_axes(p.dim()), w.post is not None) \
+                if sharding.is_dtensor(p) else None
+            items.append(sharding.Item(u, p.shape, spec,
                                        0 if w.post is None else w.post_state.numel(), w.cost))
-        mesh = next((p.device_mesh for _, p, _, _ in muon if sharding.is_fsdp2(p)), None)
         results, aux, self.last_step_bytes_sent = sharding.exchange(
-            items, lambda pairs: orthogonalize([(jobs[i], u) for i, u in pairs]),
-            mesh.get_group() if mesh is not None else None)
+            items, lambda pairs: orthogonalize([(jobs[i], u) for i, u in pairs]))
         for w, upd, state in zip(jobs, results, aux, strict=True):
             if state is not None:
                 w.post_state.copy_(state)

@@ -118,7 +118,12 @@ def qk_clip(s_max: torch.Tensor, q: Heads, k: Heads, tau: float = 100.0,
 def _scale(h: Heads, factors: torch.Tensor) -> None:
     M = h.multiplier(factors)
     p = h.param
-    if sharding.is_fsdp2(p):  # FSDP2: this rank's Shard(0) rows of the multiplier
+    if sharding.is_dtensor(p):  # FSDP2: this rank's Shard(0) rows of the multiplier
+        from torch.distributed.tensor import Shard
+
+        if p.device_mesh.ndim != 1 or tuple(p.placements) != (Shard(0),):
+            raise ValueError(f"qk_clip supports plain tensors and FSDP2's 1-D Shard(0) "
+                             f"DTensors; this one has placements {tuple(p.placements)}")
         rows = sharding.shard_rows(p.shape[0], p.device_mesh.size())
         rank = p.device_mesh.get_local_rank()
         p.to_local().mul_(M.narrow(0, sum(rows[:rank]), rows[rank]).to(p.device))
