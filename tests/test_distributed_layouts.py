@@ -8,21 +8,12 @@ import torch
 from gloo import run
 from test_distributed import FAMILY, batch, loss_of, rel, small_gpt, train
 
-from msign.optim import Layout, Muon, muon_param_groups
+from experiments.lm.parallel import HEADS, shard, tiny_llama
+from msign.optim import Muon, muon_param_groups
 
 transformers = pytest.importorskip("transformers")
 
 STEPS = 3
-#: Q and K orthogonalized per head (4 query heads, 2 key/value heads of 8 dims).
-HEADS = {"*.q_proj.weight": Layout.linear(heads=4), "*.k_proj.weight": Layout.linear(heads=2)}
-
-
-def tiny_llama(seed: int = 0):
-    torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, vocab_size=64,
-                                   max_position_embeddings=32)
-    return transformers.LlamaForCausalLM(cfg)
 
 
 def tiny_mixtral(seed: int = 0):
@@ -57,42 +48,6 @@ def reference(name: str, steps: int = STEPS, **kw) -> dict:
 
 def full(p):
     return p.full_tensor() if type(p).__name__ == "DTensor" else p.detach()
-
-
-def shard(model, layout: str, world: int):
-    """Apply ``layout`` to ``model`` on ``world`` ranks; return the mesh."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-    from torch.distributed.tensor.parallel import (
-        ColwiseParallel,
-        RowwiseParallel,
-        parallelize_module,
-    )
-
-    if layout == "fsdp":
-        mesh = init_device_mesh("cpu", (world,))
-        dp = mesh
-    elif layout == "hsdp":
-        mesh = init_device_mesh("cpu", (2, world // 2), mesh_dim_names=("replicate", "shard"))
-        dp = mesh
-    else:  # "tp" alone, or "tp-fsdp": the torchtitan layout, TP inside, FSDP across
-        shape, names = ((world,), ("tp",)) if layout == "tp" else ((2, world // 2),
-                                                                   ("dp", "tp"))
-        mesh = init_device_mesh("cpu", shape, mesh_dim_names=names)
-        plan = {"self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
-                "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
-                "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(),
-                "mlp.down_proj": RowwiseParallel()}
-        for layer in model.model.layers:
-            parallelize_module(layer, mesh["tp"], plan)
-        if layout == "tp":
-            return mesh
-        dp = mesh["dp"]
-    layers = model.blocks if hasattr(model, "blocks") else model.model.layers
-    for layer in layers:
-        fully_shard(layer, mesh=dp)
-    fully_shard(model, mesh=dp)
-    return mesh
 
 
 def replay(name: str, grads: list[dict], **kw) -> dict:

@@ -266,28 +266,24 @@ def _gather_replicated(items, idx, fn, results, aux, group=None) -> int:
         return items[i].local.numel() + items[i].aux_numel
 
     sizes = [sum(numel(i) for i in per_rank[r]) for r in range(world)]
-    length = max(sizes)
     dev = items[idx[0]].local.device
-    buf = torch.zeros(length, dtype=wire, device=dev)
+    parts = [t.reshape(-1).to(wire) for (o, a), i in zip(outs, mine, strict=True)
+             for t in ((o, a) if items[i].aux_numel else (o,))]
+    buf = torch.cat(parts) if parts else torch.zeros(0, dtype=wire, device=dev)
+    # An all-gather of unequal pieces: every rank's results to every rank, none padded.
+    gathered = torch.empty(sum(sizes), dtype=wire, device=dev)
+    dist.all_to_all_single(gathered, buf.repeat(world), sizes, [buf.numel()] * world,
+                           group=group)
     pos = 0
-    for (o, a), i in zip(outs, mine, strict=True):
-        buf[pos: pos + o.numel()] = o.reshape(-1)
-        pos += o.numel()
-        if items[i].aux_numel:
-            buf[pos: pos + a.numel()] = a.reshape(-1)
-            pos += a.numel()
-    gathered = [torch.empty_like(buf) for _ in range(world)]
-    dist.all_gather(gathered, buf, group=group)
     for r in range(world):
-        pos = 0
         for i in per_rank[r]:
             n = items[i].local.numel()
-            results[i] = gathered[r][pos: pos + n].view(items[i].shape).to(items[i].local.dtype)
+            results[i] = gathered[pos: pos + n].view(items[i].shape).to(items[i].local.dtype)
             pos += n
             if items[i].aux_numel:
-                aux[i] = gathered[r][pos: pos + items[i].aux_numel].to(torch.float32)
+                aux[i] = gathered[pos: pos + items[i].aux_numel].to(torch.float32)
                 pos += items[i].aux_numel
-    return (world - 1) * length * buf.element_size()
+    return (world - 1) * buf.numel() * buf.element_size()
 
 
 def _all_to_all(items, idx, fn, results, aux, group) -> int:
