@@ -7,6 +7,7 @@ import math
 import sympy
 
 import msign
+from experiments.matrix.schedule_table import pure_greedy
 from msign import design, get_schedule
 from msign.design import taylor_ns
 from msign.iterate import schedule_flops
@@ -16,8 +17,8 @@ from .format import _label, _upper, sci, tex
 
 SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "deepseek-v4",
                  "turbo-muon", "cans", "band-12", "polar-express", "polar-express-bf16",
-                 "pe-5x5-l0.001", "pe-6x5-l0.001", "pe-8x5-l0.001", "pe-8x3-l0.001",
-                 "pe-5x7-l0.001"]
+                 "pe-5x5-l0.001", "pe-6x5-l0.001", "pe-8x5-l0.001", "pg-8x5-s1",
+                 "pg-8x5-s1.01", "pe-8x3-l0.001", "pe-5x7-l0.001"]
 
 
 def schedule_numbers(table: dict) -> dict[str, str]:
@@ -41,6 +42,9 @@ def schedule_numbers(table: dict) -> dict[str, str]:
         out[f"Wce{key}"] = sci(rows[name]["worst_case_error"])
         out[f"Bf{key}"] = sci(rows[name]["bf16"]["kappa100"]["max_sigma_err"])
     out["PesOneRankOne"] = sci(rows["pe-8x5-l0.001"]["bf16"]["rank1_noise"]["sigma_max"])
+    for key, name in (("PgOne", "pg-8x5-s1"), ("PgSafe", "pg-8x5-s1.01"),
+                      ("PeOne", "pe-8x5-l0.001"), ("PE", "polar-express")):
+        out[f"ModelTop{key}"] = _upper(rows[name]["noise_band_bf16"][1])
     (k_lo, k_hi), (_, r_hi) = (table["test_matrix_x_range"][k] for k in ("kappa100",
                                                                          "rank1_noise"))
     out.update(KappaXmin=sci(k_lo), KappaXmax=sci(k_hi), RankXmax=f"{r_hi:.4f}")
@@ -52,6 +56,8 @@ def get_coeffs(name: str) -> list:
     """The step coefficients of a named schedule or of schedule_table's designed rows."""
     if name in msign.SCHEDULES:
         return get_schedule(name).step_coeffs()
+    if name.startswith("pg-"):
+        return pure_greedy(float(name.split("-s")[1])).step_coeffs()
     steps, degree = (int(v) for v in name.split("-")[1].split("x"))
     return design.polar_express(1e-3, steps, degree, safety=1.0).step_coeffs()
 
