@@ -97,6 +97,18 @@ SOURCES: dict[str, Source] = {
     "budget_seeds": Source(
         "budget/more_seeds.json", f"{_BUDGET} --parts seeds {_ON_2_CORES}", "Budget"
     ),
+    "schedules2026_designs": Source(
+        "schedules2026/designs.json", "python -m experiments.lm.schedules2026 --parts design"
+    ),
+    "schedules2026": Source(
+        "schedules2026/summary.json",
+        "python -m experiments.lm.schedules2026 --parts train --jobs 2 --threads 1", "Schedules"
+    ),
+    "schedules2026_seeds": Source(
+        "schedules2026/more_seeds.json",
+        "python -m experiments.lm.schedules2026 --parts seeds --jobs 2 --threads 1", "Schedules"
+    ),
+    "comm": Source("fsdp/comm.json", "python -m experiments.bench.fsdp"),
 }
 
 #: the long studies, in the order the paper switches them, and their sources

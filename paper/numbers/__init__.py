@@ -20,6 +20,7 @@ from .budget import budget_design_numbers, budget_numbers
 from .format import macros, sci, tex
 from .methods import derivation_numbers, rounding_numbers, schedule_numbers
 from .moe import moe_numbers
+from .schedules2026 import aol_numbers, schedules2026_numbers
 from .speed import optimizer_numbers, timing_numbers
 from .training import entropy_numbers, lm_family_numbers, mismatch_numbers
 from .vision import cnn_numbers
@@ -28,7 +29,7 @@ __all__ = ["main", "macros", "sci", "tex", "derivation_numbers", "schedule_numbe
            "rounding_numbers", "timing_numbers", "optimizer_numbers", "gradient_numbers",
            "convergence_numbers", "precision_numbers", "gram_numbers", "lm_family_numbers",
            "entropy_numbers", "mismatch_numbers", "budget_design_numbers", "budget_numbers",
-           "cnn_numbers", "moe_numbers"]
+           "cnn_numbers", "moe_numbers", "aol_numbers", "schedules2026_numbers"]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> Path:
               **convergence_numbers(get("convergence"), get("gradients")),
               **precision_numbers(get("precision")),
               **gram_numbers(get("gram")),
-              **budget_design_numbers(get("budget_designs"))}
+              **budget_design_numbers(get("budget_designs")),
+              **aol_numbers(get("schedules2026_designs"))}
     studies = {
         "LM": lambda: lm_family_numbers(get("lm_family"), get("adamw_stall"), get("lm_step")),
         "Entropy": lambda: entropy_numbers(get("entropy")),
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> Path:
         "MoE": lambda: moe_numbers(get("moe")),
         "Budget": lambda: budget_numbers(get("budget_designs"), get("budget"),
                                          get("budget_seeds")),
+        "Schedules": lambda: schedules2026_numbers(get("schedules2026"),
+                                                   get("schedules2026_seeds")),
     }
     todo = pending(res)
     switches = []

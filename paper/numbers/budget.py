@@ -25,11 +25,11 @@ def budget_design_numbers(designs: dict) -> dict[str, str]:
     small = min(designs["designed"], key=lambda d: d["matmuls"])
     big = max(designs["designed"], key=lambda d: d["matmuls"])
     sent = (f"the smallest budget, {small['matmuls']} products, already covers "
-            f"$\\ell = {sci(small['lower'], 1)}$ (degree {small['degree']} $\\times$ "
-            f"{small['steps']}); {big['matmuls']} products cover $\\ell = {sci(big['lower'], 1)}$.")
+            f"$\\ell = {sci(small['lower'], 2)}$ (degree {small['degree']} $\\times$ "
+            f"{small['steps']}); {big['matmuls']} products cover $\\ell = {sci(big['lower'], 2)}$.")
     align = _budget_alignment(designs)
     rows = [f"\\texttt{{{d['name']}}} & {d['matmuls']} & {d['degree']}$\\times${d['steps']} & "
-            f"${sci(d['lower'], 1)}$ & [{d['band'][0]:.2f}, {d['band'][1]:.2f}] & "
+            f"${sci(d['lower'], 2)}$ & [{d['band'][0]:.2f}, {d['band'][1]:.2f}] & "
             f"{align[d['name']]:.3f} \\\\" for d in designs["designed"]]
     shared = d15["from_1e-3"]["shared_quintic_error"]
     return {"BudgetDelta": f"{designs['delta']:g}",
@@ -50,7 +50,7 @@ def budget_numbers(designs: dict, summary: dict, more: dict) -> dict[str, str]:
         half = (max(v) - min(v)) / 2
         lo, hi = r["certified_band"]
         rows.append(f"\\texttt{{{r['name'].removeprefix('muon-')}}} & {r['matmuls']} & "
-                    f"{r['degree']}$\\times${r['steps']} & ${sci(r['lower'], 1)}$ & "
+                    f"{r['degree']}$\\times${r['steps']} & ${sci(r['lower'], 2)}$ & "
                     f"[{lo:.2f}, {hi:.2f}] & {align.get(r['name'], float('nan')):.3f} & "
                     f"{r['final_val_mean']:.4f} $\\pm$ {half:.4f} & "
                     f"{_frac(r['steps_fraction'])} & "
