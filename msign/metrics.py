@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .exact import svd_msign
+from .exact import default_rtol, svd_msign
 
 __all__ = ["orthogonality_error", "polar_distance", "relative_distance", "singular_values",
            "sigma_band", "max_sigma_error", "nuclear_alignment",
-           "preconditioned_singular_values"]
+           "preconditioned_singular_values", "numerical_rank"]
 
 
 def _f64(X: Any) -> torch.Tensor:
@@ -46,9 +46,41 @@ def relative_distance(X: Any, ref: Any) -> np.ndarray:
     return _out(torch.linalg.matrix_norm(T - R) / den)
 
 
-def polar_distance(X: Any, G: Any) -> np.ndarray:
-    """Relative distance ||X - msign(G)||_F / ||msign(G)||_F to the exact (SVD) factor."""
-    return relative_distance(X, svd_msign(_f64(G)))
+def polar_distance(X: Any, G: Any, rank_dtype: Any = None) -> np.ndarray:
+    """Relative distance ||X - msign(G)||_F / ||msign(G)||_F to the exact (SVD) factor.
+
+    ``rank_dtype`` (e.g. ``torch.float32``, the dtype G was computed in): measure against
+    U_r V_r^T, r the numerical rank of G in that dtype (:func:`numerical_rank`), instead of
+    the float64 rank.  A gradient stored in fp32 whose smallest singular values lie below
+    max(m, n) eps_fp32 sigma_1 has no direction there that a method should map to one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> G = np.diag([1.0, 1e-9])  # rank 2 in float64, rank 1 in float32
+    >>> float(polar_distance(np.diag([1.0, 0.0]), G)), float(
+    ...     polar_distance(np.diag([1.0, 0.0]), G, torch.float32))
+    (0.7071067811865475, 0.0)
+    """
+    G64 = _f64(G)
+    rtol = None if rank_dtype is None else default_rtol(*G64.shape[-2:], rank_dtype)
+    return relative_distance(X, svd_msign(G64, rtol))
+
+
+def numerical_rank(G: Any, rank_dtype: Any = torch.float64) -> np.ndarray:
+    """Number of singular values above max(m, n) eps(rank_dtype) sigma_1 (numpy's rule).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> int(numerical_rank(np.diag([1.0, 1e-9]))), int(numerical_rank(np.diag([1.0, 1e-9]),
+    ...                                                             torch.float32))
+    (2, 1)
+    """
+    T = _f64(G)
+    s = torch.linalg.svdvals(T)
+    tol = default_rtol(*T.shape[-2:], rank_dtype) * s.amax(dim=-1, keepdim=True)
+    return _out((s > tol).sum(dim=-1))
 
 
 def singular_values(X: Any) -> np.ndarray:

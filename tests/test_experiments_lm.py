@@ -395,3 +395,5 @@ def test_schedules2026_end_to_end(corpus, tmp_path, monkeypatch):
     assert "tost_vs_jordan" in rows["aol-9"] and "text" in res["train"]["headline"]
     more = json.loads((out / "more_seeds.json").read_text())["table"]
     assert more[0]["name"] == "muon-jordan" and len(more[0]["final_val_loss"]) == 3
+    table = s26.main(["--parts", "report", "--out", str(out)])["report"]
+    assert table.count("\n| ") == 1 + len(rows) and "muon-jordan, 3 seeds" in table

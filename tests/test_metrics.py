@@ -65,3 +65,22 @@ def test_max_sigma_error_gram_path_matches_svd():
     assert metrics.max_sigma_error(X.T) == pytest.approx(np.abs(s - 1).max(), abs=1e-14)
     huge = np.full((3, 3), 1e200)  # its Gram matrix overflows: the SVD answers
     assert metrics.max_sigma_error(huge) == pytest.approx(3e200)
+
+
+class TestNumericalRank:
+    def test_rank_in_the_input_dtype_against_scipy(self):
+        import scipy.linalg
+
+        rng = np.random.default_rng(5)
+        U, _ = np.linalg.qr(rng.standard_normal((40, 12)))
+        V, _ = np.linalg.qr(rng.standard_normal((30, 12)))
+        s = np.r_[np.geomspace(1, 1e-3, 10), 1e-6, 1e-12]  # fp32 sees 10, fp64 12
+        G = (U * s) @ V.T
+        assert int(metrics.numerical_rank(G)) == np.linalg.matrix_rank(G) == 12
+        r32 = int(metrics.numerical_rank(G, torch.float32))
+        assert r32 == np.sum(s > 40 * np.finfo(np.float32).eps * s[0]) == 10
+        # Against U_r V_r^T (scipy's SVD, float64) the reduced factor is at distance 0.
+        Uf, sf, Vhf = scipy.linalg.svd(G, full_matrices=False)
+        ref = Uf[:, :r32] @ Vhf[:r32]
+        assert float(metrics.polar_distance(ref, G, torch.float32)) < 1e-12
+        assert float(metrics.polar_distance(ref, G)) > 0.2  # the fp64 rank counts two more

@@ -24,6 +24,7 @@ Parts (``--parts``, default all, each resumable: its runs are ``train_lm`` direc
   seed range, for its interval; the comparison to Jordan as Welch's 95% interval and a TOST
   paired by seed at the margin ``EQUIV_MARGIN``, fixed before any run.
   -> ``results/schedules2026/more_seeds.json``.
+- ``report``: the table of the docs' results page, from those files (trains nothing).
 """
 
 from __future__ import annotations
@@ -332,6 +333,35 @@ def part_seeds(args: argparse.Namespace) -> dict:
     return res
 
 
+def part_report(args: argparse.Namespace) -> str:
+    """The docs' table from the train (and seeds) part's files, as Markdown."""
+    out = Path(args.out)
+    summary = json.loads((out / "summary.json").read_text())
+    lines = ["| schedule | products (as run) | lr | final val loss [95%] | minus Jordan "
+             "[Welch 95%] | paired TOST p (margin " + f"{summary['equiv_margin']:g}) | "
+             "orthogonalization / Jordan's |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in summary["rows"]:
+        mm = r["matmuls_per_matrix"] or r["budget_matmuls"]
+        w = r.get("vs_jordan")
+        diff = "-" if w is None else f"{w['diff']:+.4f} [{w['ci'][0]:+.4f}, {w['ci'][1]:+.4f}]"
+        tost = "-" if "tost_vs_jordan" not in r else f"{r['tost_vs_jordan']['p']:.2f}"
+        lines.append(f"| {r['name']} | {mm:.3g} | {r['lr']:g} | {r['mean']:.4f} "
+                     f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}] | {diff} | {tost} | "
+                     f"{r['orthogonalization_vs_jordan']:.2f} |")
+    seeds = out / "more_seeds.json"
+    if seeds.exists():
+        for t in json.loads(seeds.read_text())["table"]:
+            extra = "" if "vs_jordan" not in t else (
+                f"; minus Jordan {t['vs_jordan']['diff']:+.4f} [{t['vs_jordan']['ci'][0]:+.4f},"
+                f" {t['vs_jordan']['ci'][1]:+.4f}], paired TOST p = "
+                f"{t['tost_vs_jordan']['p']:.3f}")
+            lines.append(f"\n{t['name']}, {len(t['final_val_loss'])} seeds: {t['mean']:.4f} "
+                         f"[{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]{extra}")
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -372,7 +402,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    parts = {"design": part_design, "train": part_train, "seeds": part_seeds}
+    parts = {"design": part_design, "train": part_train, "seeds": part_seeds,
+             "report": part_report}
     return {p: parts[p](args) for p in args.parts.split(",")}
 
 
