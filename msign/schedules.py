@@ -105,8 +105,8 @@ class Schedule:
         Newton-Schulz.  ||D X||_2 <= 1 holds for every X (a theorem, so the interval's top
         stays 1), and for nearly orthogonal rows D X is much closer to orthogonal than
         X / ||X||_F: the singular values the schedule starts from are larger.  The limit is
-        msign(D G), not msign(G): a different orthogonal matrix unless D is a multiple of I.  The Gram
-        product is the first step's own (D A D), so it costs no product.  The schedule's
+        msign(D G), not msign(G): a different orthogonal matrix unless D is a multiple of I.
+        The Gram product is the first step's own (D A D), so it costs no product.  The schedule's
         ``scalar_map`` then acts on the singular values of D X / safety, which are measured,
         not bounded, from below (:func:`msign.metrics.preconditioned_singular_values`).
 
