@@ -1,8 +1,9 @@
 """An adaptive Newton-Schulz budget: per matrix, the steps its spectrum needs.
 
-After AMO (arXiv:2605.17806), which allots the iteration budget per matrix from its
-measured geometry.  Here the measurement is free: the first step's Gram matrix
-A = X_0 X_0^T gives
+In the spirit of AMO (Zhuang et al. 2026, arXiv:2605.17806), which allots the iteration
+budget per matrix from geometry it observes by operator type early in training and then
+commits to; here each update is measured at every step instead, and the measurement is free:
+the first step's Gram matrix A = X_0 X_0^T gives
 
     x_hat = ||A||_F / ||X_0||_F = (sum x_i^4 / sum x_i^2)^(1/2),
 
