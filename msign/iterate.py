@@ -193,7 +193,7 @@ def start(X: torch.Tensor, schedule: Schedule, gemm: Gemm = NATIVE, inplace: boo
 
 def aol(X: torch.Tensor, gemm: Gemm = NATIVE, safety: float = 1.0
         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(D X / safety, its Gram matrix) with D = diag(sum_j |A_ij|)^(-1/2), A = X X^T.
+    """(D X / safety, its Gram matrix) with D = diag(sum_j abs(A_ij))^(-1/2), A = X X^T.
 
     The almost-orthogonal-layer rescaling (Prach and Lampert 2022, Theorem 1: ||D X||_2 <= 1
     for every X, by the Schur test on D A D) as Turbo-Muon applies it before Newton-Schulz
@@ -209,7 +209,7 @@ def aol(X: torch.Tensor, gemm: Gemm = NATIVE, safety: float = 1.0
 
 def aol_flops(m: int, n: int) -> float:
     """Elementwise FLOPs of :func:`aol` on an (m, n) matrix beside its (reused) Gram product:
-    the row sums of |A|, the row scaling of X and the two-sided scaling of A."""
+    the row sums of abs(A), the row scaling of X and the two-sided scaling of A."""
     return float(2 * m * m + m * n + 2 * m * m)
 
 

@@ -141,7 +141,7 @@ def preconditioned_singular_values(G: Any, precondition: str | None = None) -> n
     """The singular values a schedule starts from: those of X_0 (descending, float64).
 
     ``None``: X_0 = G / ||G||_F.  ``"aol"``: X_0 = D G / ||G||_F with the AOL row scaling of
-    :func:`msign.iterate.aol` on the smaller side (D = diag(sum_j |A_ij|)^(-1/2), A = X X^T),
+    :func:`msign.iterate.aol` on the smaller side (D = diag(sum_j abs(A_ij))^(-1/2), A = X X^T),
     computed in float64.  Every value is <= 1 in both cases (a theorem for AOL); how far
     above 0 the smallest ones lie is what this measures, and what a preconditioned
     schedule's certified band on [lower, 1] assumes.

@@ -100,7 +100,7 @@ class Schedule:
         uses 1e-7, which leaves matrices with ||G||_F < 1e-7 short of the interval.
     precondition : {None, "aol"}
         ``"aol"``: after the Frobenius normalization, rescale the rows of X (m <= n) by
-        D = diag(sum_j |A_ij|)^(-1/2) with A = X X^T, the almost-orthogonal-layer scaling of
+        D = diag(sum_j abs(A_ij))^(-1/2) with A = X X^T, the almost-orthogonal-layer scaling of
         Prach and Lampert (2022) that Turbo-Muon (Boissin et al. 2025) puts before
         Newton-Schulz.  ||D X||_2 <= 1 holds for every X (a theorem, so the interval's top
         stays 1), and for nearly orthogonal rows D X is much closer to orthogonal than
