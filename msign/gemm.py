@@ -8,7 +8,9 @@ CPUs without them (AVX2 only) torch's half-precision GEMM falls back to a slow g
 The ``emulated`` path computes the same thing from the same inputs with an fp32 GEMM:
 upcast the half-precision operands (exact), multiply and accumulate in fp32, round the
 output to the compute dtype.  Elementwise work stays in the compute dtype; only the products
-change path.  ``auto`` decides once per process, dtype and device: on CPU it times one small
+change path.  ``auto`` decides once per process, dtype and device: on an x86 CPU it reads the
+CPU's flags (native where the instructions torch's oneDNN kernel needs are present and oneDNN
+is enabled), so every process of a machine decides alike; on other CPUs it times one small
 product both ways and emulates when the native one is more than :data:`SLOW_FACTOR` times
 slower; elsewhere (CUDA, and fp32/fp64 everywhere) products are native.
 """
@@ -18,10 +20,11 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-__all__ = ["GEMM_MODES", "Gemm", "resolve_gemm", "native_half_is_slow"]
+__all__ = ["GEMM_MODES", "Gemm", "resolve_gemm", "native_half_is_slow", "cpu_flags"]
 
 GEMM_MODES = ("auto", "native", "emulated")
 #: auto emulates when a native half-precision product is this many times slower than the
@@ -68,15 +71,41 @@ def _best_time(fn, repeat: int = 3) -> float:
     return best
 
 
+#: x86 flags under which torch's native half-precision GEMM runs in hardware (oneDNN's
+#: avx512_core_bf16 / amx kernels); without them it is the generic loop (fp16 on this
+#: project's AVX512-BF16 machines: 41x the emulated time, measured).
+FAST_FLAGS = {torch.bfloat16: ("avx512_bf16", "amx_bf16"),
+              torch.float16: ("avx512_fp16", "amx_fp16")}
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The x86 feature flags of this CPU, or None where ``cpuinfo`` has no ``flags`` line."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return None
+
+
 @functools.cache
 def native_half_is_slow(dtype: torch.dtype) -> bool:
-    """Whether this CPU's native ``dtype`` GEMM is > SLOW_FACTOR x the emulated one (cached).
+    """Whether this CPU's native ``dtype`` GEMM is the slow generic kernel (cached).
 
-    Times a 128x128 by 128x512 product, the shape of a Newton-Schulz step's ``A @ X``, which
-    is the slowest case of the fallback kernel (about 20 ms there, 0.1 ms on fast CPUs).  The
-    answer reflects torch's current settings (``torch.backends.mkldnn.enabled``) at the
-    first call.
+    With oneDNN disabled (``torch.backends.mkldnn.enabled``, read at the first call) it is.
+    On x86 the CPU's flags decide (:data:`FAST_FLAGS`), not a timing: a timing near the
+    threshold flips with the machine's load, and two processes that decide differently (an
+    FSDP rank and its single-process reference) compute different bf16 arithmetic.  Where
+    there are no x86 flags, one 128x128 by 128x512 product (a Newton-Schulz step's
+    ``A @ X``) is timed both ways: slow means > :data:`SLOW_FACTOR` x the emulated time.
     """
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        return True
+    flags = cpu_flags()
+    if flags is not None:
+        return not any(f in flags for f in FAST_FLAGS[dtype])
     g = torch.Generator().manual_seed(0)
     a = torch.randn(128, 128, generator=g).to(dtype)
     x = torch.randn(128, 512, generator=g).to(dtype)

@@ -8,7 +8,7 @@ import torch
 import msign
 from experiments.common.matrices import families
 from msign import metrics
-from msign.gemm import EMULATED, NATIVE, native_half_is_slow, resolve_gemm
+from msign.gemm import EMULATED, NATIVE, cpu_flags, native_half_is_slow, resolve_gemm
 
 
 @pytest.fixture
@@ -51,8 +51,26 @@ class TestPaths:
             resolve_gemm("fast", torch.bfloat16)
 
     def test_auto_detects_the_generic_kernel(self, generic_bf16_gemm):
-        # The check itself, uncached: torch's generic bf16 GEMM is a 30-250x slower loop.
+        # The check itself, uncached: without oneDNN torch's bf16 GEMM is a 30-250x slower loop.
         assert native_half_is_slow.__wrapped__(torch.bfloat16)
+
+    @pytest.mark.parametrize("flags,dtype,slow", [
+        ({"avx2", "avx512_bf16"}, torch.bfloat16, False), ({"amx_bf16"}, torch.bfloat16, False),
+        ({"avx2", "fma"}, torch.bfloat16, True), ({"avx512_bf16"}, torch.float16, True),
+        ({"avx512_fp16"}, torch.float16, False)])
+    def test_auto_follows_the_x86_flags_not_a_timing(self, monkeypatch, flags, dtype, slow):
+        # A timing near the threshold flips with load; two processes of one machine must agree.
+        monkeypatch.setattr(msign.gemm, "cpu_flags", lambda: frozenset(flags))
+        monkeypatch.setattr(msign.gemm, "_best_time", lambda fn: pytest.fail("timed"))
+        assert native_half_is_slow.__wrapped__(dtype) is slow
+
+    def test_cpu_flags(self, tmp_path):
+        info = tmp_path / "cpuinfo"
+        info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\nbugs\t: x\n")
+        assert cpu_flags(info) == {"fpu", "avx2", "avx512_bf16"}
+        info.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # aarch64: no flags line
+        assert cpu_flags(info) is None
+        assert cpu_flags(tmp_path / "absent") is None
 
     def test_api_edges(self):
         G = torch.randn(8, 12).bfloat16()
