@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import tarfile
 
 import numpy as np
@@ -397,3 +398,17 @@ def test_schedules2026_end_to_end(corpus, tmp_path, monkeypatch):
     assert more[0]["name"] == "muon-jordan" and len(more[0]["final_val_loss"]) == 3
     table = s26.main(["--parts", "report", "--out", str(out)])["report"]
     assert table.count("\n| ") == 1 + len(rows) and "muon-jordan, 3 seeds" in table
+    # Resumed on a machine whose run directories are gone: the recorded runs stand, only
+    # the added arm trains, and its matrix products come from its own diagnostics.
+    shutil.rmtree(tmp_path / "runs")
+    s26.main(["--preset", "smoke", "--steps", "12", "--cache", str(corpus), "--parts", "train",
+              "--runs", str(tmp_path / "runs"), "--out", str(out), "--budget", str(budget),
+              "--arms", "muon-jordan,aol-9,adaptive-jordan,turbo-muon,band-12",
+              "--rate-up", "aol-9", "--jobs", "1", "--threads", "1"])
+    assert sorted(d.name for d in (tmp_path / "runs").iterdir()) == [
+        "band-12-lr0.02-s0", "band-12-lr0.02-s1"]
+    again = {r["name"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
+    assert again["band-12"]["matmuls_per_matrix"] == 12
+    for name, r in rows.items():
+        assert again[name]["final_val_loss"] == r["final_val_loss"]
+        assert again[name]["matmuls_per_matrix"] == r["matmuls_per_matrix"]

@@ -196,19 +196,21 @@ def part_design(args: argparse.Namespace) -> dict:
 
 
 def arms(args: argparse.Namespace) -> list[co.Arm]:
-    """Jordan first (the reference), then the candidates, cheapest first."""
+    """Jordan first (the reference), then the question's candidates, then the 2026 entries
+    (the order a staged sweep trains them in)."""
     common = ("--weight-decay", str(family.WD_MUON), "--adamw-weight-decay",
               str(family.WD_ADAMW), "--track-qk")
-    out = [co.muon_arm("jordan", (RATE,), *common)]
-    for mm in sorted(BUDGETS):
-        if mm < 12:
-            path = schedule_dir(args) / f"aol-{mm}.json"
-            out.append(co.Arm(f"aol-{mm}", "muon", (RATE,), ("--schedule", str(path), *common)))
-    out.append(co.muon_arm("jordan", (RATE,), "--msign-budget", str(ADAPTIVE_BUDGET), *common,
-                           name="adaptive-jordan"))
-    out += [co.muon_arm(m, (RATE,), *common, name=m)
-            for m in ("turbo-muon", "cans", "deepseek-v4")]
-    return out
+
+    def aol(mm: int) -> co.Arm:
+        path = schedule_dir(args) / f"aol-{mm}.json"
+        return co.Arm(f"aol-{mm}", "muon", (RATE,), ("--schedule", str(path), *common))
+
+    return [co.muon_arm("jordan", (RATE,), *common), aol(9),
+            co.muon_arm("jordan", (RATE,), "--msign-budget", str(ADAPTIVE_BUDGET), *common,
+                        name="adaptive-jordan"),
+            co.muon_arm("band-12", (RATE,), *common, name="band-12"),
+            co.muon_arm("turbo-muon", (RATE,), *common, name="turbo-muon"), aol(6),
+            *[co.muon_arm(m, (RATE,), *common, name=m) for m in ("deepseek-v4", "cans")]]
 
 
 def arm_matmuls(arm: co.Arm, args: argparse.Namespace) -> int:
@@ -239,16 +241,51 @@ def mean_matmuls(run: dict) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def recorded(path: Path, args: argparse.Namespace, arms_: list[co.Arm]
+             ) -> dict[tuple[str, float, int], dict]:
+    """The runs an earlier ``summary.json``/``more_seeds.json`` at ``path`` recorded for this
+    preset and step count, by (arm, lr, seed), where the arm's arguments are unchanged.
+
+    They are the sweep's checkpoint once its run directories are gone (a new machine): a
+    resumed sweep trains only what is missing and reports the recorded runs as they were.
+    """
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if old.get("preset", args.preset) != args.preset or old.get("steps") != args.steps:
+        return {}
+    now = {a.name: list(a.args) for a in arms_}
+    rows = old.get("rows", [])  # more_seeds.json has none: its arms are summary.json's
+    same = set(now) - {r["name"] for r in rows if r["args"] != now.get(r["name"])}
+    mm = {(r["name"], r["lr"]): r["matmuls_per_matrix"] for r in rows}
+    out = {}
+    for r in old["runs"]:
+        if r["arm"] in same:
+            r.setdefault("matmuls_per_matrix", mm.get((r["arm"], r["lr"])))
+            out[r["arm"], r["lr"], r["seed"]] = r
+    return out
+
+
+def run_missing(args: argparse.Namespace, jobs: list, done: dict) -> list[dict]:
+    """Train the jobs ``done`` does not hold (in order); the runs of all of them."""
+    with co.Sweep(args) as sw:
+        sw.map([j for j in jobs if (j[0].name, j[1], j[2]) not in done])
+    new = {(r["arm"], r["lr"], r["seed"]): r for r in sw.runs}
+    for r in new.values():
+        r["matmuls_per_matrix"] = mean_matmuls(r)
+    return [new.get((a.name, lr, s)) or done[a.name, lr, s] for a, lr, s, _ in jobs]
+
+
 def part_train(args: argparse.Namespace) -> dict:
     all_arms = [a for a in arms(args) if not args.arms or a.name in args.arms.split(",")]
     alr = adamw_lr(args)
     first = [a for a in all_arms if a.name in FIRST]
     up = [a for a in all_arms if a.name in args.rate_up.split(",")]
-    with co.Sweep(args) as sw:  # the question's arms first, seed by seed, then the others
-        sw.map([(a, RATE, s, alr) for s in SEEDS for a in first]
-               + [(a, RATE, s, alr) for a in all_arms if a not in first for s in SEEDS]
-               + [(a, RATE_UP, s, alr) for a in up for s in SEEDS])
-        runs = sw.runs
+    # the question's arms first, seed by seed, then the others, then the larger rate
+    jobs = ([(a, RATE, s, alr) for s in SEEDS for a in first]
+            + [(a, RATE, s, alr) for a in all_arms if a not in first for s in SEEDS]
+            + [(a, RATE_UP, s, alr) for a in up for s in SEEDS])
+    runs = run_missing(args, jobs, recorded(Path(args.out) / "summary.json", args, all_arms))
     methods = []
     for a in all_arms:
         x = list(a.args)
@@ -263,7 +300,7 @@ def part_train(args: argparse.Namespace) -> dict:
         best = min(by_rate, key=lambda lr: statistics.mean(by_rate[lr]))
         v = by_rate[best]
         mean, lo, hi = t_interval(v)
-        mm = [mean_matmuls(r) for r in runs if r["arm"] == a.name and r["lr"] == best]
+        mm = [r["matmuls_per_matrix"] for r in runs if r["arm"] == a.name and r["lr"] == best]
         rows.append({"name": a.name, "budget_matmuls": arm_matmuls(a, args),
                      "matmuls_per_matrix": float(np.mean(mm)) if None not in mm else None,
                      "lr": best, "by_rate_mean": {str(k): statistics.mean(x)
@@ -276,7 +313,8 @@ def part_train(args: argparse.Namespace) -> dict:
         r["vs_jordan"] = welch(r["final_val_loss"], jordan["final_val_loss"])
         r["tost_vs_jordan"] = tost_paired(r["final_val_loss"], jordan["final_val_loss"],
                                           EQUIV_MARGIN)
-    res = {**provenance(), "preset": args.preset, "rate": RATE, "rate_up": RATE_UP,
+    res = {**provenance(), "preset": args.preset, "steps": args.steps, "rate": RATE,
+           "rate_up": RATE_UP,
            "small": SMALL, "adamw_lr": alr, "equiv_margin": EQUIV_MARGIN, "rows": rows,
            "headline": headline(rows),
            "runs": [{k: v for k, v in r.items() if k != "_cfg"} for r in runs]}
@@ -314,8 +352,9 @@ def part_seeds(args: argparse.Namespace) -> dict:
     names = ["muon-jordan", *([summary["headline"]["name"]] if summary["headline"]["name"]
                               else [])]
     alr = summary["adamw_lr"]
-    with co.Sweep(args) as sw:
-        runs = sw.map([(by_name[n], rows[n]["lr"], s, alr) for n in names for s in EXTRA_SEEDS])
+    runs = run_missing(args, [(by_name[n], rows[n]["lr"], s, alr) for n in names
+                              for s in EXTRA_SEEDS],
+                       recorded(out / "more_seeds.json", args, [by_name[n] for n in names]))
     finals = {n: rows[n]["final_val_loss"] + _finals(runs, n, rows[n]["lr"]) for n in names}
     table = []
     for n in names:
@@ -327,7 +366,8 @@ def part_seeds(args: argparse.Namespace) -> dict:
             row["tost_vs_jordan"] = tost_paired(finals[n], finals["muon-jordan"], EQUIV_MARGIN)
         table.append(row)
         print(f"{n:<16} {len(finals[n])} seeds: {mean:.4f} [{lo:.4f}, {hi:.4f}]")
-    res = {**provenance(), "equiv_margin": EQUIV_MARGIN, "table": table,
+    res = {**provenance(), "preset": args.preset, "steps": args.steps,
+           "equiv_margin": EQUIV_MARGIN, "table": table,
            "runs": [{k: v for k, v in r.items() if k != "_cfg"} for r in runs]}
     write_json(out / "more_seeds.json", res)
     return res
@@ -393,7 +433,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--gradients", default="results/gradients/cpu.npz")
     ap.add_argument("--budget", default="results/budget", help="the budget study's results "
                     "(its band designs, its AdamW part's rate)")
-    ap.add_argument("--rate-up", default="aol-9,adaptive-jordan",
+    ap.add_argument("--rate-up", default="aol-9,aol-6",
                     help=f"arms also trained at {RATE_UP} (comma list; empty: none)")
     ap.add_argument("--arms", default="", help="train and report only these arms (comma "
                     "list, Jordan first; default: all): a long sweep in stages")
