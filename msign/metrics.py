@@ -15,7 +15,7 @@ import torch
 from .exact import default_rtol, svd_msign
 
 __all__ = ["orthogonality_error", "polar_distance", "relative_distance", "singular_values",
-           "sigma_band", "max_sigma_error", "nuclear_alignment",
+           "sigma_band", "max_sigma_error", "nuclear_alignment", "alignment",
            "preconditioned_singular_values", "numerical_rank"]
 
 
@@ -122,7 +122,8 @@ def nuclear_alignment(G: Any, X: Any) -> np.ndarray:
     maximizes <G, X> over ||X||_2 <= 1, where it equals ||G||_* (so the value is 1), and a
     first-order Muon step decreases the loss by lr * <G, X>.  A direction that misses the
     small singular values of G loses little; one that flips a sign loses a lot.  Not
-    normalized by ||X||_2: an update with singular values above 1 can exceed 1.
+    normalized by ||X||_2: an update with singular values above 1 can exceed 1, so it
+    rewards overshoot; :func:`alignment` is the scale-free measure to compare methods by.
 
     Examples
     --------
@@ -135,6 +136,28 @@ def nuclear_alignment(G: Any, X: Any) -> np.ndarray:
     inner = (Gt * Xt).sum(dim=(-2, -1))
     nuc = torch.linalg.matrix_norm(Gt, ord="nuc").clamp_min(torch.finfo(torch.float64).tiny)
     return _out(inner / nuc)
+
+
+def alignment(G: Any, X: Any) -> np.ndarray:
+    """<G, X> / (||G||_* ||X||_2): how well X points along G, whatever X's scale.
+
+    At most 1 (the trace duality <G, X> <= ||G||_* ||X||_2), with equality exactly for
+    X = c msign(G) on G's rank, c > 0.  Unlike :func:`nuclear_alignment` it does not reward
+    an update whose singular values overshoot 1: scaling X leaves it unchanged.  The zero
+    matrix scores 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> G = np.diag([3.0, 1.0])
+    >>> float(alignment(G, 2 * np.eye(2))), float(alignment(G, np.diag([1.2, 1.0])))
+    (1.0, 0.9583333333333333)
+    """
+    Gt, Xt = _f64(G), _f64(X)
+    inner = (Gt * Xt).sum(dim=(-2, -1))
+    tiny = torch.finfo(torch.float64).tiny
+    den = (torch.linalg.matrix_norm(Gt, ord="nuc") * torch.linalg.matrix_norm(Xt, ord=2))
+    return _out(inner / den.clamp_min(tiny))
 
 
 def preconditioned_singular_values(G: Any, precondition: str | None = None) -> np.ndarray:

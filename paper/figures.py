@@ -24,8 +24,8 @@ from experiments.common.matrices import SCHEDULED  # noqa: E402
 from experiments.common.plots import seed_intervals  # noqa: E402
 from experiments.lm import moe  # noqa: E402
 from experiments.lm.compare_optimizers import arm_of  # noqa: E402
+from experiments.matrix.null_direction import iterate_values  # noqa: E402
 from msign import get_schedule  # noqa: E402
-from msign.iterate import iterate, start  # noqa: E402
 from msign.scalar import band  # noqa: E402
 from msign.schedules import odd_poly  # noqa: E402
 
@@ -148,28 +148,6 @@ def fig_pe_steps(out: Path, name: str = "polar-express", lower: float = 1e-3,
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, out)
-
-
-def iterate_values(G: np.ndarray, name: str, dtype: torch.dtype,
-                   steps: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Run schedule ``name`` on G in ``dtype``; return x and each iterate along G's pairs.
-
-    Iterate k's value along singular pair i is ``u_i^T X_k v_i`` (G = U S V^T in float64),
-    to be compared with the scalar composite f_k at ``x_i = s_i / divisor(s)``; in
-    exact arithmetic they coincide, so the difference is rounding.
-    """
-    sched = get_schedule(name)
-    G64 = torch.as_tensor(np.asarray(G, dtype=np.float64))
-    if G64.shape[0] > G64.shape[1]:
-        G64 = G64.mT
-    U, S, Vh = torch.linalg.svd(G64, full_matrices=False)
-    x = S.numpy() / sched.divisor(S.numpy())
-    X, A = start(G64.to(dtype), sched)
-    vals = []
-    for c in sched.step_coeffs(steps):
-        X, A = iterate(X, [c], A), None
-        vals.append(torch.einsum("ij,jk,ki->i", U.mT, X.double(), Vh.mT).numpy())
-    return x, vals
 
 
 def fig_iterates(G: np.ndarray, out: Path, name: str = "polar-express",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common.matrices import family_name
+from experiments.common.matrices import GRAD_KEY, family_name
 
 __all__ = [
     "RESULTS",
@@ -76,6 +76,8 @@ SOURCES: dict[str, Source] = {
         "precision/cpu_fp64-fp32-fp16-bf16.json", "python -m experiments.matrix.precision"
     ),
     "gram": Source("gram/cpu.json", "python -m experiments.matrix.gram"),
+    "null_direction": Source("null_direction/cpu.json",
+                             "python -m experiments.matrix.null_direction"),
     "budget_designs": Source(
         "budget/designs.json", "python -m experiments.lm.budget --parts design"
     ),
@@ -119,7 +121,6 @@ for _key, _src in SOURCES.items():
 
 #: the captured matrix the paper's figures follow: its key in gradients/cpu.npz, and its
 #: name as a matrix family of the convergence and rounding studies
-GRAD_KEY = "blocks.3.fc.weight/step300/grad"
 GRAD = family_name(GRAD_KEY)
 
 

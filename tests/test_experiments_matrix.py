@@ -3,6 +3,8 @@
 import json
 import sys
 
+import pytest
+
 from experiments.matrix import convergence
 
 
@@ -19,6 +21,10 @@ def test_convergence_tiny(tmp_path, monkeypatch):
     assert max(s["scalar_map_gap"] for s in pe) < 1e-12
     assert pe[7]["max_sigma_err"] < 1e-12 and pe[7]["matmuls"] == 24
     assert runs[("bf16", "kappa1e2", "polar-express")]["steps"][7]["max_sigma_err"] < 0.05
+    # full-rank families: the fp32-rank reference is the full one; alignment at most one
+    assert pe[7]["dist_rank"] == pe[7]["dist_svd"] and pe[7]["alignment"] <= 1 + 1e-12
+    low = runs[("fp64", "lowrank_noise", "newton")]["steps"]
+    assert all("dist_rank" in s and "alignment" in s for s in low)
 
 
 def test_precision_tiny(tmp_path):
@@ -81,3 +87,43 @@ def test_overhead_benchmark_runs_on_tiny_sizes(tmp_path):
     assert json.loads((tmp_path / "o.json").read_text())["rows"] == res["rows"]
     assert len(res["rows"]) == 2 and all(r["ratio"] > 0 and r["control"] > 0
                                          for r in res["rows"])
+
+
+def test_iterate_values_follow_scalar_map_in_fp64():
+    import numpy as np
+    import torch
+
+    from experiments.matrix.null_direction import iterate_values
+    from msign import get_schedule
+
+    G = np.random.default_rng(1).standard_normal((8, 16))
+    x, vals = iterate_values(G, "polar-express", torch.float64, 3)
+    pred = get_schedule("polar-express").scalar_map(x, 3)
+    assert len(vals) == 3 and np.max(np.abs(vals[-1] - pred)) < 1e-12
+
+
+def test_null_direction_measures_against_the_rank_r_factor(tmp_path):
+    # A gradient whose input space loses the all-ones direction (as after a LayerNorm),
+    # stored tall (out, in) like a Linear weight's gradient.
+    import numpy as np
+
+    from experiments.matrix import null_direction
+
+    rng = np.random.default_rng(0)
+    n = 12
+    P = np.eye(n) - np.ones((n, n)) / n
+    G = (rng.standard_normal((30, n)) @ P + 1e-9 * rng.standard_normal((30, n))).astype(np.float32)
+    np.savez(tmp_path / "g.npz", **{"w/step300/grad": G})
+    res = null_direction.main(["--gradients", str(tmp_path / "g.npz"), "--key", "w/step300/grad",
+                               "--out", str(tmp_path / "n.json")])
+    assert json.loads((tmp_path / "n.json").read_text())["rank"] == res["rank"] == n - 1
+    assert res["rank_fp64"] == n and res["ones_cos"] > 0.999
+    pe, newton = res["methods"]["polar-express"]["fp64"], res["methods"]["newton"]["fp64"]
+    # Newton inverts the null direction (to one): exact against U V^T, off U_r V_r^T by one
+    # of n singular pairs; Polar Express leaves it near zero, the other way round.
+    assert newton["dist_svd"] < 1e-6 and abs(newton["dist_rank"] - 1 / np.sqrt(n - 1)) < 1e-3
+    assert pe["dist_rank"] < 1e-3 < pe["dist_svd"] and pe["null_lift"] < 1e-2
+    assert 0.99 < pe["alignment"] <= 1 + 1e-12
+    assert res["iterate_gap"]["float64"] < 1e-12 < res["iterate_gap"]["bfloat16"]
+    with pytest.raises(SystemExit, match="not in"):
+        null_direction.main(["--gradients", str(tmp_path / "g.npz"), "--key", "nope"])

@@ -57,6 +57,23 @@ def test_nuclear_alignment():
     np.testing.assert_allclose(metrics.nuclear_alignment(batch, np.stack([U @ Vt] * 2)), 1.0)
 
 
+def test_alignment_is_scale_free_and_at_most_one():
+    rng = np.random.default_rng(4)
+    G = rng.standard_normal((6, 9))
+    U, s, Vt = np.linalg.svd(G, full_matrices=False)
+    assert metrics.alignment(G, 3.0 * U @ Vt) == pytest.approx(1.0)  # any positive scale
+    # overshoot: nuclear_alignment rewards it past one, alignment does not
+    over = U @ np.diag(np.linspace(1.0, 1.3, 6)) @ Vt
+    assert metrics.nuclear_alignment(G, over) > 1 > metrics.alignment(G, over)
+    assert metrics.alignment(G, over) == pytest.approx(
+        (s * np.linspace(1.0, 1.3, 6)).sum() / (s.sum() * 1.3))
+    for _ in range(20):  # trace duality: <G, X> <= ||G||_* ||X||_2
+        assert metrics.alignment(G, rng.standard_normal((6, 9))) <= 1.0
+    assert metrics.alignment(G, np.zeros((6, 9))) == 0.0  # the zero update, not NaN
+    with pytest.raises(ValueError, match="shape"):
+        metrics.alignment(np.ones(3), np.ones(3))
+
+
 def test_max_sigma_error_gram_path_matches_svd():
     rng = np.random.default_rng(4)
     X = rng.standard_normal((20, 50)) / 7

@@ -12,7 +12,6 @@ import torch
 from experiments.lm import compare_optimizers
 from experiments.matrix import rounding_model
 from experiments.matrix.convergence import run_classical, run_schedule_steps
-from msign import get_schedule
 from paper import figures, numbers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,12 +100,6 @@ class TestFigures:
     def test_iterates(self, tmp_path):
         G = np.random.default_rng(0).standard_normal((12, 6))
         assert pdf_ok(figures.fig_iterates(G, tmp_path / "i.pdf", steps=(1, 2)))
-
-    def test_iterate_values_follow_scalar_map_in_fp64(self):
-        G = np.random.default_rng(1).standard_normal((8, 16))
-        x, vals = figures.iterate_values(G, "polar-express", torch.float64, 3)
-        pred = get_schedule("polar-express").scalar_map(x, 3)
-        assert len(vals) == 3 and np.max(np.abs(vals[-1] - pred)) < 1e-12
 
     def test_error_vs_flops(self, tmp_path, tiny_convergence):
         for err in figures.ERRORS:

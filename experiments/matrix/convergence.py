@@ -4,7 +4,10 @@
         [--size 256x512]
 
 For each matrix family and method: after each step, max |sigma - 1|, ||X X^T - I||_F (small
-side), the relative distance to the SVD polar factor, and -- for schedules -- the largest
+side), the relative distance to the SVD polar factor (``dist_svd``, full float64 rank) and to
+U_r V_r^T at the fp32 numerical rank (``dist_rank``: the captured gradients have a structural
+null direction no method should map to one), the alignments <G, X>/||G||_* and
+<G, X>/(||G||_* ||X||_2), and -- for schedules -- the largest
 gap between the measured singular values of X_k and the scalar-map prediction
 f_k(sigma / nu): that gap is rounding, and it says how much each precision adds.  Writes
 results/convergence/<device>_<dtypes>.json and a PNG of error vs matmul count per family.
@@ -26,11 +29,19 @@ from msign.iterate import iterate, normalize
 from msign.results import provenance, write_json
 
 from ..common.cli import add_device, add_gemm, add_out
-from ..common.matrices import CLASSICAL, SCHEDULED, captured, errors, families
+from ..common.matrices import (
+    CLASSICAL,
+    SCHEDULED,
+    captured,
+    errors,
+    families,
+    rank_reference,
+)
 
 
 def run_schedule_steps(G: torch.Tensor, name: str, dtype: torch.dtype, steps: int,
-                       ref: torch.Tensor, gemm: str = "auto") -> list[dict]:
+                       ref: torch.Tensor, gemm: str = "auto",
+                       ref_r: torch.Tensor | None = None) -> list[dict]:
     sched = METHODS[name].schedule
     s64 = torch.linalg.svdvals(G).cpu().numpy()
     path = resolve_gemm(gemm, dtype, G.device)
@@ -41,22 +52,23 @@ def run_schedule_steps(G: torch.Tensor, name: str, dtype: torch.dtype, steps: in
         sv = torch.linalg.svdvals(X.double()).cpu()
         pred = torch.from_numpy(np.asarray(sched.scalar_map(s64 / sched.divisor(s64), k)))
         gap = float((sv - pred.sort(descending=True).values).abs().max())
-        rows.append({"step": k, "matmuls": sched.matmuls(k), **errors(X, ref),
+        rows.append({"step": k, "matmuls": sched.matmuls(k), **errors(X, ref, ref_r),
                      "nuclear_alignment": float(metrics.nuclear_alignment(G, X)),
-                     "scalar_map_gap": gap})
+                     "alignment": float(metrics.alignment(G, X)), "scalar_map_gap": gap})
     return rows
 
 
 def run_classical(G: torch.Tensor, name: str, dtype: torch.dtype, ref: torch.Tensor,
-                  max_steps: int = 12) -> list[dict]:
+                  max_steps: int = 12, ref_r: torch.Tensor | None = None) -> list[dict]:
     rows = []
     for k in range(1, max_steps + 1):
         try:
             X = apply_method(G.to(dtype), METHODS[name], k)  # fp32/fp64: native products
         except ValueError:  # newton on singular input
             break
-        rows.append({"step": k, "matmuls": None, **errors(X, ref),
-                     "nuclear_alignment": float(metrics.nuclear_alignment(G, X))})
+        rows.append({"step": k, "matmuls": None, **errors(X, ref, ref_r),
+                     "nuclear_alignment": float(metrics.nuclear_alignment(G, X)),
+                     "alignment": float(metrics.alignment(G, X))})
     return rows
 
 
@@ -82,17 +94,17 @@ def main() -> None:
         for fam, G64 in tqdm(fams.items(), desc=dname):
             if G64.shape[0] > G64.shape[1]:  # work on the small Gram side; errors are equal
                 G64 = G64.mT.contiguous()
-            ref = svd_msign(G64)
+            ref, ref_r = svd_msign(G64).to(dev), rank_reference(G64).to(dev)
             G = G64.to(dev)
             for name in SCHEDULED:
                 default = METHODS[name].schedule.resolve_steps(None)
-                rows = run_schedule_steps(G, name, dtype, max(default, 10), ref.to(dev),
-                                          args.gemm)
+                rows = run_schedule_steps(G, name, dtype, max(default, 10), ref, args.gemm,
+                                          ref_r)
                 res["runs"].append({"dtype": dname, "family": fam, "method": name,
                                     "default_steps": default, "steps": rows})
             if dtype in (torch.float32, torch.float64):
                 for name in CLASSICAL:
-                    rows = run_classical(G, name, dtype, ref.to(dev))
+                    rows = run_classical(G, name, dtype, ref, ref_r=ref_r)
                     res["runs"].append({"dtype": dname, "family": fam, "method": name,
                                         "default_steps": len(rows), "steps": rows})
     out = args.out or f"results/convergence/{dev.type}_{args.dtypes.replace(',', '-')}"

@@ -39,7 +39,14 @@ from msign.metrics import preconditioned_singular_values
 from msign.results import provenance, write_json
 
 from ..common.cli import add_device, add_gemm, add_out
-from ..common.matrices import SCHEDULED, blew_up, captured, families, finite_errors
+from ..common.matrices import (
+    SCHEDULED,
+    blew_up,
+    captured,
+    families,
+    finite_errors,
+    rank_reference,
+)
 
 # Not msign.SCHEDULES / msign.schedules.NORMALIZATIONS: the schedules this study runs, and its
 # normalization rules, which add power-iteration estimates to the two a Schedule supports.
@@ -124,17 +131,19 @@ def main(argv: list[str] | None = None) -> dict:
         for fam, G in tqdm(mats.items(), desc=dname):
             G = (G.mT if G.shape[0] > G.shape[1] else G).contiguous().to(dev)
             U, S, Vh = torch.linalg.svd(G.double(), full_matrices=False)
-            polar = U @ Vh
+            polar, polar_r = U @ Vh, rank_reference(G.double())
             for name in STUDIED:
                 for norm in rules_for(name):
                     X, x_min, top = run(G, S, name, dtype, norm, args.gemm)
-                    e = finite_errors(X, polar, G.double())
+                    e = finite_errors(X, polar, G.double(), polar_r)
                     if dname == "fp64":
                         fp64[fam, name, norm] = e["max_sigma_err"]
                     res["rows"].append({
                         "dtype": dname, "family": fam, "schedule": name, "normalization": norm,
                         "x_min": x_min, "max_sigma_err": e["max_sigma_err"],
-                        "dist_svd": e["dist_svd"], "nuclear_alignment": e["nuclear_alignment"],
+                        "dist_svd": e["dist_svd"], "dist_rank": e["dist_rank"],
+                        "nuclear_alignment": e["nuclear_alignment"],
+                        "alignment": e["alignment"],
                         "max_sigma": top, "verdict": verdict(e, fp64.get((fam, name, norm)))})
     out = Path(args.out or f"results/precision/{dev.type}_{args.dtypes.replace(',', '-')}.json")
     write_json(out, res)

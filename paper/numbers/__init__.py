@@ -15,7 +15,13 @@ from pathlib import Path
 from msign.results import write_text
 
 from ..sources import RESULTS, load, pending, study_command
-from .accuracy import convergence_numbers, gradient_numbers, gram_numbers, precision_numbers
+from .accuracy import (
+    convergence_numbers,
+    gradient_numbers,
+    gram_numbers,
+    null_direction_numbers,
+    precision_numbers,
+)
 from .budget import budget_design_numbers, budget_numbers
 from .format import macros, sci, tex
 from .methods import derivation_numbers, rounding_numbers, schedule_numbers
@@ -27,7 +33,8 @@ from .vision import cnn_numbers
 
 __all__ = ["main", "macros", "sci", "tex", "derivation_numbers", "schedule_numbers",
            "rounding_numbers", "timing_numbers", "optimizer_numbers", "gradient_numbers",
-           "convergence_numbers", "precision_numbers", "gram_numbers", "lm_family_numbers",
+           "convergence_numbers", "null_direction_numbers", "precision_numbers",
+           "gram_numbers", "lm_family_numbers",
            "entropy_numbers", "mismatch_numbers", "budget_design_numbers", "budget_numbers",
            "cnn_numbers", "moe_numbers", "aol_numbers", "schedules2026_numbers"]
 
@@ -47,7 +54,8 @@ def main(argv: list[str] | None = None) -> Path:
               **timing_numbers(get("timing_cpu"), get("timing_cuda")),
               **optimizer_numbers(get("step_time_cpu"), get("step_time_cuda")),
               **gradient_numbers(get("gradients")),
-              **convergence_numbers(get("convergence"), get("gradients")),
+              **convergence_numbers(get("convergence")),
+              **null_direction_numbers(get("null_direction")),
               **precision_numbers(get("precision")),
               **gram_numbers(get("gram")),
               **budget_design_numbers(get("budget_designs")),

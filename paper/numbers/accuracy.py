@@ -5,13 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-import msign
 from experiments.common.matrices import blew_up
-from msign import get_schedule
 
-from ..figures import iterate_values
 from ..sources import GRAD, GRAD_KEY
 from .format import sci, tex
 
@@ -41,8 +37,9 @@ def gradient_numbers(npz: np.lib.npyio.NpzFile) -> dict[str, str]:
             "GradOnesCos": f"{math.floor(min(cosines) * 1e4) / 1e4:.4f}"}
 
 
-def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
-    """Final errors of the convergence study and the rounding gap of the iterate figure."""
+def convergence_numbers(res: dict) -> dict[str, str]:
+    """Final errors of the convergence study on the captured gradient, and the largest gap
+    between the bf16 singular values and the scalar map over the captured matrices."""
     runs = {(r["dtype"], r["family"], r["method"]): r for r in res["runs"]}
 
     def final(dt: str, fam: str, method: str) -> dict:
@@ -50,29 +47,33 @@ def convergence_numbers(res: dict, npz: np.lib.npyio.NpzFile) -> dict[str, str]:
         return r["steps"][min(r["default_steps"], len(r["steps"])) - 1]
 
     out = {"ConvSize": "\\times".join(map(str, res["size"])),
-           "ConvDevice": tex(res["device"]),
-           "ConvGradPE": sci(final("fp64", GRAD, "polar-express")["dist_svd"], 1),
-           "ConvGradNewton": sci(final("fp64", GRAD, "newton")["dist_svd"], 1),
-           "AlignPEDouble": f"{final('fp64', GRAD, 'polar-express')['nuclear_alignment']:.4f}",
-           "AlignPEBf": f"{final('bf16', GRAD, 'polar-express')['nuclear_alignment']:.4f}",
-           "AlignJordanBf": f"{final('bf16', GRAD, 'jordan')['nuclear_alignment']:.4f}"}
+           "ConvDevice": tex(res["device"])}
     gaps = [final(*k)["scalar_map_gap"] for k, r in runs.items()
             if k[0] == "bf16" and ":" in k[1] and "scalar_map_gap" in r["steps"][0]]
     out.update(GapMin=f"{min(gaps):.2f}", GapMax=f"{max(gaps):.3f}")
-    G = npz[GRAD_KEY]
-    # where bf16 puts the null direction: X v_min, against G's column space
-    G64 = torch.as_tensor(G, dtype=torch.float64)
-    # emulated products (a GPU tensor core's rounding), not "auto": auto picks its path by
-    # timing the CPU, so under load the paper's number would change with it
-    X = msign.msign(G64, "polar-express", compute_dtype=torch.bfloat16, gemm="emulated").double()
-    U, _, Vh = torch.linalg.svd(G64, full_matrices=False)
-    w = X @ Vh[-1]
-    out.update(NullLift=f"{float(w.norm()):.2f}",
-               NullInCol=f"{float((U.mT @ w).norm() / w.norm()):.3f}")
-    for dtype, key in ((torch.float64, "Fp"), (torch.bfloat16, "Bf")):
-        x, vals = iterate_values(G, "polar-express", dtype, 8)
-        gap = np.abs(vals[-1] - get_schedule("polar-express").scalar_map(x, 8))
-        out[f"IterGap{key}"] = sci(float(gap.max()), 1)
+    return out
+
+
+def null_direction_numbers(res: dict) -> dict[str, str]:
+    """The captured gradient's null direction (experiments/matrix/null_direction.py): each
+    method's distance to the full-rank U V^T and to U_r V_r^T at the fp32 rank, the
+    scale-free alignment, where bf16 puts the null direction, and the iterate gaps."""
+    if res["key"] != GRAD_KEY:
+        raise ValueError(f"null_direction ran on {res['key']}, the paper follows {GRAD_KEY}")
+    m = res["methods"]
+    out = {"NullRank": str(res["rank"]), "NullRankFull": str(res["rank_fp64"])}
+    for name, key in (("polar-express", "PE"), ("newton", "Newton"), ("qdwh", "QDWH"),
+                      ("jordan", "Jordan"), ("polar-express-bf16", "PEbf")):
+        for dt, suffix in (("fp64", ""), ("bf16", "Bf")):
+            if dt in m[name]:
+                r = m[name][dt]
+                out[f"Dist{key}{suffix}Full"] = sci(r["dist_svd"], 1)
+                out[f"Dist{key}{suffix}Rank"] = sci(r["dist_rank"], 1)
+                out[f"Align{key}{suffix}"] = f"{r['alignment']:.4f}"
+    pe = m["polar-express"]["bf16"]
+    out.update(NullLift=f"{pe['null_lift']:.2f}", NullInCol=f"{pe['null_in_col']:.3f}",
+               IterGapFp=sci(res["iterate_gap"]["float64"], 1),
+               IterGapBf=sci(res["iterate_gap"]["bfloat16"], 1))
     return out
 
 
