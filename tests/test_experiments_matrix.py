@@ -127,3 +127,23 @@ def test_null_direction_measures_against_the_rank_r_factor(tmp_path):
     assert res["iterate_gap"]["float64"] < 1e-12 < res["iterate_gap"]["bfloat16"]
     with pytest.raises(SystemExit, match="not in"):
         null_direction.main(["--gradients", str(tmp_path / "g.npz"), "--key", "nope"])
+
+
+def test_rounding_heldout_smoke(tmp_path):
+    from experiments.matrix import rounding_heldout as rh
+
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({"c_sigma": {"max": 1.18}, "size": [256, 512]}))
+    res = rh.main(["--configs", "smoke", "--calibration", str(cal),
+                   "--out", str(tmp_path / "h.json")])
+    assert json.loads((tmp_path / "h.json").read_text())["rows"] == res["rows"]
+    assert res["c_star"] == 1.18 and len(res["rows"]) == 2 * len(rh.GEMMS)
+    for r in res["rows"]:  # a measured constant beside the store's first-order account
+        assert r["finite"] and r["c_sigma_max"] > 0 and r["c_weyl_max"] >= r["c_sigma_max"] - 1e-9
+        assert isinstance(r["contained_at_c_star"], bool)
+    assert res["exceed_c_star"] == sum(r["c_sigma_max"] > 1.18 for r in res["rows"])
+    # the store term grows with the aspect ratio m/n and is largest for a square output
+    sq, wide = rh.store_prediction(64, 64), rh.store_prediction(64, 4096)
+    assert sq["c_sigma_store"] > wide["c_sigma_store"] > 0
+    assert abs(sq["c_weyl_store"] - 2 / 6**0.5) < 1e-12
+    assert rh.store_prediction(4096, 64) == wide  # m <= n either way

@@ -107,12 +107,12 @@ def precision_numbers(res: dict) -> dict[str, str]:
             "PrecPEFro": sci(med("max_sigma_err", "fro"), 1),
             "PrecPESchatten": sci(med("max_sigma_err", "schatten4"), 1),
             "PrecSFpMin": f"{min(grads):.2f}", "PrecSFpMax": f"{max(grads):.3f}",
-            "PrecDistGradFro": f"{one('dist_svd', 'fro', GRAD):.3f}",
-            "PrecDistGradS": f"{one('dist_svd', 'schatten4', GRAD):.3f}",
-            "PrecDistKappaFro": f"{one('dist_svd', 'fro', 'kappa1e4'):.3f}",
-            "PrecDistKappaS": f"{one('dist_svd', 'schatten4', 'kappa1e4'):.3f}",
-            "PrecAlignFro": f"{med('nuclear_alignment', 'fro'):.4f}",
-            "PrecAlignS": f"{med('nuclear_alignment', 'schatten4'):.4f}"}
+            "PrecDistGradFro": f"{one('dist_rank', 'fro', GRAD):.3f}",
+            "PrecDistGradS": f"{one('dist_rank', 'schatten4', GRAD):.3f}",
+            "PrecDistKappaFro": f"{one('dist_rank', 'fro', 'kappa1e4'):.3f}",
+            "PrecDistKappaS": f"{one('dist_rank', 'schatten4', 'kappa1e4'):.3f}",
+            "PrecAlignFro": f"{med('alignment', 'fro'):.4f}",
+            "PrecAlignS": f"{med('alignment', 'schatten4'):.4f}"}
 
 
 def gram_numbers(res: dict) -> dict[str, str]:

@@ -6,7 +6,7 @@ from .format import tex_text
 
 NAMES = {"muon-jordan": "Jordan", "aol-9": "AOL + 9 products", "aol-6": "AOL + 6 products",
          "adaptive-jordan": "Jordan, adaptive budget", "turbo-muon": "Turbo-Muon",
-         "cans": "CANS", "deepseek-v4": "DeepSeek-V4"}
+         "cans": "CANS", "deepseek-v4": "DeepSeek-V4", "band-12": "band-12"}
 
 
 def _interval(ci: list[float]) -> str:
@@ -31,13 +31,17 @@ def schedules2026_numbers(summary: dict, seeds: dict) -> dict[str, str]:
            "SchedRateUp": f"{summary['rate_up']:g}",
            "SchedSeeds": str(len(summary["rows"][0]["final_val_loss"]))}
     best = summary["headline"]["name"]
+    out["SchedSixSentence"] = ""
     if best and best in six:
         t = six[best]
-        out.update(SchedSixName=NAMES.get(best, tex_text(best)),
-                   SchedSixN=str(len(t["final_val_loss"])),
-                   SchedSixDiff=f"{t['vs_jordan']['diff']:+.4f}",
-                   SchedSixCI=_interval(t["vs_jordan"]["ci"]),
-                   SchedSixTost=f"{t['tost_vs_jordan']['p']:.2f}")
+        tost = t["tost_vs_jordan"]
+        out["SchedSixSentence"] = (
+            f"With {len(t['final_val_loss'])} seeds each (\\texttt{{--parts seeds}}), "
+            f"{NAMES.get(best, tex_text(best))} ends ${t['vs_jordan']['diff']:+.4f}$ from "
+            f"Jordan (Welch 95\\% interval ${_interval(t['vs_jordan']['ci'])}$); the paired "
+            f"TOST at the margin {summary['equiv_margin']:g} gives $p = {tost['p']:.3f}$: "
+            + ("equivalent to Jordan within the margin." if tost["equivalent"]
+               else "equivalence within the margin is not shown."))
     return out
 
 
