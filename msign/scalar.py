@@ -330,14 +330,18 @@ def _magnitudes(L, H):
 
 def noise_band(schedule: Schedule | str, lower: float = 1e-3, cu: float = 2.0**-8,
                steps: int | None = None, upper: float = 1.0) -> tuple[float, float]:
-    """Rigorous band of singular values when rounding moves each by up to ``cu * ||X||``.
+    """Rigorous band of singular values when rounding moves each by up to ``cu * ||p(X)||``.
 
-    Model (issue: "a bf16 model that scales with ||X||"; measured by
-    ``experiments/matrix/rounding_model.py``): storing X_0 = G / nu, and every step x -> p(x), add
-    to each singular value a delta with ``|delta| <= cu ||X||_2``, ``cu = c u`` with u the unit
-    round-off and c measured.  A GEMM's error scales with its operands' norms, so a small
-    singular value moves by about u ||X||, not by u times itself (the relative model of
-    :func:`rounding_band`).  The band tracks singular values (magnitudes, >= 0) from
+    Model (measured by ``experiments/matrix/rounding_model.py``, validated out of sample by
+    ``experiments/matrix/rounding_heldout.py``): storing X_0 = G / nu, and every step
+    x -> p(x), add to each singular value a delta with ``|delta| <= cu ||p(X)||_2`` (the upper
+    end of the step's enclosure bounds ||p(X)||_2), ``cu = c u`` with u the unit round-off and
+    c measured (``c_sigma`` there).  The standard normwise GEMM bound scales with the step's
+    terms, sum_j |c_j| ||X||^(2j+1) (the study's ``kappa`` normalizes by that); the output's
+    bf16 store scales with ||p(X)||, and either way a small singular value moves by about u
+    times a norm, not by u times itself (the relative model of :func:`rounding_band`).  The
+    result is rigorous for a given c; that c bounds real bf16 steps is measured, not proven.
+    The band tracks singular values (magnitudes, >= 0) from
     [lower, 1]; once it reaches 0 its lower end says only that tiny singular values sit at
     the noise floor, and its upper end is the quantity to read (does the schedule stay
     bounded when rounding lifts tiny singular values into range?).  A sign flip of f is

@@ -115,7 +115,7 @@ def fig_pe_steps(out: Path, name: str = "polar-express", lower: float = 1e-3,
     coeffs = s.step_coeffs()
     k = len(coeffs)
     cols = 4
-    fig, axes = plt.subplots((k + cols - 1) // cols, cols, figsize=(6.6, 2.1 * ((k + 3) // 4)),
+    fig, axes = plt.subplots((k + cols - 1) // cols, cols, figsize=(6.6, 2.4 * ((k + 3) // 4)),
                              squeeze=False)
     lo, hi = lower, 1.0
     for i, (c, ax) in enumerate(zip(coeffs, axes.flat, strict=False)):
@@ -140,8 +140,8 @@ def fig_pe_steps(out: Path, name: str = "polar-express", lower: float = 1e-3,
             ax.ticklabel_format(axis="both", style="sci", scilimits=(-2, 2))
             ax.xaxis.get_offset_text().set_fontsize(5)
             ax.yaxis.get_offset_text().set_fontsize(5)
-        ax.set_title(f"step {i + 1}: {_interval(lo, hi)} $\\to$ {_interval(nlo, nhi)}",
-                     fontsize=6.5)
+        ax.set_title(f"step {i + 1}\n{_interval(lo, hi)} $\\to$ {_interval(nlo, nhi)}",
+                     fontsize=6)
         ax.tick_params(labelsize=5.5)
         lo, hi = nlo, nhi
     for ax in axes.flat[k:]:
@@ -232,6 +232,9 @@ def fig_error_vs_flops(res: dict, out: Path, family: str = "gaussian",
                     ms=2.5, label=r["method"])
         ax.set_yscale("log")
         ax.set_xscale("log")
+        # decades only: the minor labels (2x10^8, 3x10^8, ...) overlap at this width
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, numticks=4))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(dt)
         ax.set_xlabel(f"FLOPs ({shape[0]}$\\times${shape[1]})")
     axes[0][0].set_ylabel(ERRORS[error])
@@ -320,10 +323,14 @@ def fig_rounding(res: dict, out: Path, family: str = GRAD,
 
 
 def fig_entropy(res: dict, out: Path) -> Path:
-    """(9) Mean singular-value entropy per matrix group against training step, per arm."""
+    """(9) Mean singular-value entropy per matrix group against training step, per arm: the
+    mean over seeds (line) and the range of the per-seed means (band)."""
     groups = res["groups"]
     fig, axes = plt.subplots(1, len(groups), figsize=(6.8, 2.2), sharey=True)
     arms = list(dict.fromkeys(t["arm"] for t in res["table"]))
+    per_seed: dict[tuple, list[float]] = {}
+    for m in res["matrices"]:
+        per_seed.setdefault((m["arm"], m["group"], m["step"], m["seed"]), []).append(m["entropy"])
     for ax, g in zip(axes, groups, strict=True):
         for i, arm in enumerate(arms):
             pts = [(t["step"], t["mean_entropy"]) for t in res["table"]
@@ -332,6 +339,11 @@ def fig_entropy(res: dict, out: Path) -> Path:
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=2.5, color=color, ls=ls,
                         lw=1, label=arm)
+                seeds = [[np.mean(v) for (a, gg, s, _), v in per_seed.items()
+                          if (a, gg, s) == (arm, g, step)] for step, _ in pts]
+                if all(seeds):
+                    ax.fill_between([s for s, _ in pts], [min(v) for v in seeds],
+                                    [max(v) for v in seeds], color=color, alpha=0.2, lw=0)
         ax.set_title(g)
         ax.set_xlabel("step")
     axes[0].set_ylabel("mean $H(\\sigma)$")

@@ -286,7 +286,7 @@ def headline(rows: list[dict]) -> dict:
                 f"{best['steps']}) reaches {best['final_val_mean']:.4f}, within Jordan's seed "
                 f"range [{lo:.4f}, {hi:.4f}] at 15 products: "
                 f"{100 * (1 - best['matmuls'] / 15):.0f}% fewer products, orthogonalization "
-                f"{speed:.2f}x Jordan's time on this CPU")
+                f"{speed:.2f} of Jordan's time on this CPU")
     return {"schedule": best and best["name"], "matmuls": best and best["matmuls"],
             "jordan_range": [lo, hi], "text": text}
 

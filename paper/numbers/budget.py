@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments.lm import budget
 from experiments.lm.budget import cheaper_than_headline
 
 from .format import _frac, sci, tex_text
@@ -56,7 +57,8 @@ def budget_numbers(designs: dict, summary: dict, more: dict) -> dict[str, str]:
                     f"{_frac(r['steps_fraction'])} & "
                     f"{r['orthogonalization_vs_jordan']:.2f} \\\\")
     return {"BudgetRows": "\n".join(rows),
-            "BudgetHeadline": tex_text(summary["headline"]["text"]) + ".",
+            # the sentence from the rows (the stored text predates its wording)
+            "BudgetHeadline": tex_text(budget.headline(summary["rows"])["text"]) + ".",
             "BudgetBelow": budget_below_sentence(summary), "BudgetSteps": str(summary["steps"]),
             "BudgetMoreSeeds": budget_seeds_sentence(more)}
 

@@ -51,3 +51,10 @@ def macros(values: dict[str, str]) -> str:
             raise ValueError(f"macro name {k!r} must be letters only")
         lines.append(f"\\newcommand{{\\{k}}}{{{v}}}")
     return "\n".join(lines) + "\n"
+
+
+def of(k: int, n: int) -> str:
+    """'all 5', 'none of the 5' or '3 of the 5': a count of n without template phrasing."""
+    if k == n:
+        return f"all {n}"
+    return f"none of the {n}" if k == 0 else f"{k} of the {n}"

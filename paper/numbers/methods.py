@@ -116,6 +116,8 @@ def rounding_numbers(res: dict) -> dict[str, str]:
             "RoundSteps": str(res["c_sigma"]["count"]),
             "CMedian": f"{res['c_sigma']['median']:.2f}", "CMax": f"{c:.2f}",
             "CWeylMax": f"{res['c_weyl']['max']:.2f}",
+            "KappaMedian": f"{res['kappa']['median']:.2f}",
+            "KappaMax": f"{res['kappa']['max']:.2f}",
             "RoundInside": f"{inside}/{finite} finite runs",
             "RelPredPE": sci(models["polar-express"]["relative_model_min_sigma_median"]),
             "MeasPE": sci(models["polar-express"]["measured_min_sigma_median"]),

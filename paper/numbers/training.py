@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .format import _arm_label, _frac, tex
+from .format import _arm_label, _frac, of, tex
 
 
 def qk_clip_sentence(summary: dict) -> str:
@@ -57,8 +57,9 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
     best = min(muon, key=lambda t: t["final_val_mean"])
     spread_muon = max(t["final_val_mean"] for t in muon) - min(t["final_val_mean"] for t in muon)
     max_spread = max(t["final_val_spread"] for t in muon)
-    sent = (f"{len(below)} of the {len(muon)} Muon arms end below AdamW's mean, {len(beyond)} "
-            f"with every seed below every AdamW seed; the best, \\texttt{{{best['arm']}}}, ends "
+    sent = (f"{of(len(below), len(muon)).capitalize()} Muon arms end below AdamW's mean, "
+            f"{of(len(beyond), len(muon))} with every seed below every AdamW seed; the best, "
+            f"\\texttt{{{best['arm']}}}, ends "
             f"at ${best['final_val_mean']:.3f}$. ")
     if fracs:
         sent += (f"Those that reach AdamW's final loss do so in ${min(fracs):.2f}$--"
