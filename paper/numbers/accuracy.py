@@ -50,7 +50,7 @@ def convergence_numbers(res: dict) -> dict[str, str]:
            "ConvDevice": tex(res["device"])}
     gaps = [final(*k)["scalar_map_gap"] for k, r in runs.items()
             if k[0] == "bf16" and ":" in k[1] and "scalar_map_gap" in r["steps"][0]]
-    out.update(GapMin=f"{min(gaps):.2f}", GapMax=f"{max(gaps):.3f}")
+    out.update(GapMin=sci(min(gaps), 2), GapMax=sci(max(gaps), 2))
     return out
 
 
@@ -67,8 +67,8 @@ def null_direction_numbers(res: dict) -> dict[str, str]:
         for dt, suffix in (("fp64", ""), ("bf16", "Bf")):
             if dt in m[name]:
                 r = m[name][dt]
-                out[f"Dist{key}{suffix}Full"] = sci(r["dist_svd"], 1)
-                out[f"Dist{key}{suffix}Rank"] = sci(r["dist_rank"], 1)
+                out[f"Dist{key}{suffix}Full"] = sci(r["dist_svd"], 2)
+                out[f"Dist{key}{suffix}Rank"] = sci(r["dist_rank"], 2)
                 out[f"Align{key}{suffix}"] = f"{r['alignment']:.4f}"
     pe = m["polar-express"]["bf16"]
     out.update(NullLift=f"{pe['null_lift']:.2f}", NullInCol=f"{pe['null_in_col']:.3f}",
