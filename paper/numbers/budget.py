@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments.common.stats import t_interval
 from experiments.lm import budget
 from experiments.lm.budget import cheaper_than_headline
 
@@ -48,12 +49,12 @@ def budget_numbers(designs: dict, summary: dict, more: dict) -> dict[str, str]:
     rows = []
     for r in summary["rows"]:
         v = r["final_val_loss"]
-        half = (max(v) - min(v)) / 2
+        mean, lo, hi = t_interval(v)
         lo, hi = r["certified_band"]
         rows.append(f"\\texttt{{{r['name'].removeprefix('muon-')}}} & {r['matmuls']} & "
                     f"{r['degree']}$\\times${r['steps']} & ${sci(r['lower'], 2)}$ & "
                     f"[{lo:.2f}, {hi:.2f}] & {align.get(r['name'], float('nan')):.3f} & "
-                    f"{r['final_val_mean']:.4f} $\\pm$ {half:.4f} & "
+                    f"{mean:.4f} [{lo:.4f}, {hi:.4f}] & "
                     f"{_frac(r['steps_fraction'])} & "
                     f"{r['orthogonalization_vs_jordan']:.2f} \\\\")
     return {"BudgetRows": "\n".join(rows),

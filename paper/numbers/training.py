@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from experiments.common.stats import t_interval
+
 from .format import _arm_label, _frac, of, tex
 
 
@@ -46,10 +48,12 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
     for t in summary["table"]:
         per_seed = ", ".join(f"{v:.3f}" for v in t["final_val_per_seed"])
         edge = "$^*$" if t["best_lr_at_grid_edge"] else ""
+        mean, lo, hi = t_interval(t["final_val_per_seed"])
+        # the step cost from the interleaved benchmark, not the sweep's shared-core clocks
+        cost = bench["ratio_to_adamw"].get(t["arm"])
         rows.append(f"{_arm_label(t['arm'])} & {t['best_lr']:g}{edge} & "
-                    f"{t['final_val_mean']:.4f} & {t['final_val_spread']:.4f} & {per_seed} & "
-                    f"{_frac(t.get('fraction_of_adamw_steps'))} & "
-                    f"{_frac(t.get('wall_per_step_vs_adamw'))} \\\\")
+                    f"{mean:.4f} [{lo:.4f}, {hi:.4f}] & {per_seed} & "
+                    f"{_frac(t.get('fraction_of_adamw_steps'))} & {_frac(cost)} \\\\")
     muon = [t for t in summary["table"] if t["optimizer"] == "muon"]
     below = [t for t in muon if t["final_val_mean"] < adamw["final_val_mean"]]
     beyond = [t for t in muon if max(t["final_val_per_seed"]) < min(adamw["final_val_per_seed"])]
@@ -115,7 +119,7 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
         "NorMuonBeta": f"{summary['normuon_beta2']:g}", "QKTau": f"{summary['qk_clip_tau']:g}",
         "LMValWorks": ", ".join(w.replace("_", " ") for w in summary["val_works"]),
         "LMAdamWLr": f"{adamw['best_lr']:g}", "LMAdamW": f"{adamw['final_val_mean']:.3f}",
-        "LMAdamWSpreadHalf": f"{adamw['final_val_spread'] / 2:.3f}",
+        "LMAdamWCI": "[{1:.3f}, {2:.3f}]".format(*t_interval(adamw["final_val_per_seed"])),
         "LMRows": "\n".join(rows), "LMSummarySentence": sent, "NorMuonSentence": nm_sent,
         "QKClipSentence": qk_clip_sentence(summary),
         "StepJordan": f"{wall['muon-jordan']:.2f}", "StepPE": f"{wall['muon-polar-express']:.2f}",
