@@ -46,6 +46,8 @@ _BUDGET = "python -m experiments.lm.budget"
 SOURCES: dict[str, Source] = {
     "schedules": Source("schedules/table.json", "python -m experiments.matrix.schedule_table"),
     "rounding": Source("rounding/cpu.json", "python -m experiments.matrix.rounding_model"),
+    "rounding_heldout": Source("rounding/heldout_cpu.json",
+                               "python -m experiments.matrix.rounding_heldout"),
     "timing_cpu": Source(
         "timing/cpu_bf16.json",
         "python -m experiments.bench.timing --dtype bf16 --out results/timing/cpu_bf16.json",

@@ -133,7 +133,8 @@ def test_rounding_heldout_smoke(tmp_path):
     from experiments.matrix import rounding_heldout as rh
 
     cal = tmp_path / "cal.json"
-    cal.write_text(json.dumps({"c_sigma": {"max": 1.18}, "size": [256, 512]}))
+    cal.write_text(json.dumps({"c_sigma": {"max": 1.18}, "kappa": {"max": 0.7},
+                               "size": [256, 512]}))
     res = rh.main(["--configs", "smoke", "--calibration", str(cal),
                    "--out", str(tmp_path / "h.json")])
     assert json.loads((tmp_path / "h.json").read_text())["rows"] == res["rows"]
@@ -141,6 +142,8 @@ def test_rounding_heldout_smoke(tmp_path):
     for r in res["rows"]:  # a measured constant beside the store's first-order account
         assert r["finite"] and r["c_sigma_max"] > 0 and r["c_weyl_max"] >= r["c_sigma_max"] - 1e-9
         assert isinstance(r["contained_at_c_star"], bool)
+        # a wider enclosure contains whatever the narrower one does
+        assert r["contained_at_c_design"] or not r["contained_at_c_star"]
     assert res["exceed_c_star"] == sum(r["c_sigma_max"] > 1.18 for r in res["rows"])
     # the store term grows with the aspect ratio m/n and is largest for a square output
     sq, wide = rh.store_prediction(64, 64), rh.store_prediction(64, 4096)

@@ -24,7 +24,12 @@ from .accuracy import (
 )
 from .budget import budget_design_numbers, budget_numbers
 from .format import macros, sci, tex
-from .methods import derivation_numbers, rounding_numbers, schedule_numbers
+from .methods import (
+    derivation_numbers,
+    rounding_heldout_numbers,
+    rounding_numbers,
+    schedule_numbers,
+)
 from .moe import moe_numbers
 from .schedules2026 import aol_numbers, schedules2026_numbers
 from .speed import optimizer_numbers, timing_numbers
@@ -32,7 +37,8 @@ from .training import entropy_numbers, lm_family_numbers, mismatch_numbers
 from .vision import cnn_numbers
 
 __all__ = ["main", "macros", "sci", "tex", "derivation_numbers", "schedule_numbers",
-           "rounding_numbers", "timing_numbers", "optimizer_numbers", "gradient_numbers",
+           "rounding_numbers", "rounding_heldout_numbers", "timing_numbers",
+           "optimizer_numbers", "gradient_numbers",
            "convergence_numbers", "null_direction_numbers", "precision_numbers",
            "gram_numbers", "lm_family_numbers",
            "entropy_numbers", "mismatch_numbers", "budget_design_numbers", "budget_numbers",
@@ -51,6 +57,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     values = {**derivation_numbers(), **schedule_numbers(get("schedules")),
               **rounding_numbers(get("rounding")),
+              **rounding_heldout_numbers(get("rounding_heldout")),
               **timing_numbers(get("timing_cpu"), get("timing_cuda")),
               **optimizer_numbers(get("step_time_cpu"), get("step_time_cuda")),
               **gradient_numbers(get("gradients")),

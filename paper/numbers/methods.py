@@ -13,7 +13,7 @@ from msign.design import taylor_ns
 from msign.iterate import schedule_flops
 from msign.scalar import band, estimate_worst_case_error, noise_band
 
-from .format import _label, _upper, sci, tex
+from .format import _label, _upper, sci, tex, tex_text
 
 SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "deepseek-v4",
                  "turbo-muon", "cans", "band-12", "polar-express", "polar-express-bf16",
@@ -125,3 +125,32 @@ def rounding_numbers(res: dict) -> dict[str, str]:
             "NoiseFloorPE": sci(hi, 1), "NoiseDevPE": sci(dev),
             "NoiseDevPEbf": sci(max(abs(v - 1) for v in noise_band("polar-express-bf16", 0.01,
                                                                    cu)))}
+
+
+def rounding_heldout_numbers(res: dict) -> dict[str, str]:
+    """Section 3, out of sample (experiments/matrix/rounding_heldout.py): c* fixed from the
+    calibration runs, then measured on held-out shapes, sizes and GEMM paths."""
+    rows = [r for r in res["rows"] if r["finite"]]
+    shapes = list(dict.fromkeys(tuple(r["shape"]) for r in rows))
+    worst = max(rows, key=lambda r: r["c_sigma_max"])
+    above = [r for r in rows if r["c_sigma_max"] > res["c_star"]]
+    by_aspect = {}
+    for r in rows:
+        if r["schedule"] == "polar-express":
+            by_aspect.setdefault(r["aspect"], []).append(r["c_sigma_max"])
+    return {"HeldShapes": ", ".join(f"${m}\\times{n}$" for m, n in shapes),
+            "HeldRuns": str(len(rows)), "HeldCMax": f"{res['c_sigma_max_heldout']:.2f}",
+            "HeldWorst": f"{tex_text(worst['schedule'])} on the {tex_text(worst['family'])} "
+                         f"${worst['shape'][0]}\\times{worst['shape'][1]}$ matrix",
+            "HeldAbove": f"{len(above)} of {len(rows)}",
+            "HeldAboveShapes": ", ".join(sorted({f"${r['shape'][0]}\\times{r['shape'][1]}$"
+                                                 for r in above})) or "none",
+            "HeldInside": f"{res['contained']} of {len(rows)}",
+            "HeldInsideDesign": f"{res['contained_at_c_design']} of {len(rows)}",
+            "HeldCDesign": f"{res['c_design']:g}",
+            "HeldPEMin": f"{min(min(v) for v in by_aspect.values()):.2f}",
+            "HeldPEMax": f"{max(max(v) for v in by_aspect.values()):.2f}",
+            "HeldStoreMin": f"{min(r['c_sigma_store'] for r in rows):.2f}",
+            "HeldStoreMax": f"{max(r['c_sigma_store'] for r in rows):.2f}",
+            "HeldKappaMax": f"{res['kappa_max_heldout']:.2f}",
+            "HeldKappaCal": f"{res['kappa_max_calibration']:.2f}"}
