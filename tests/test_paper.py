@@ -30,9 +30,10 @@ def tiny_convergence():
     for dt, dtype in (("fp64", torch.float64), ("bf16", torch.bfloat16)):
         for m in ("jordan", "polar-express"):
             runs.append({"dtype": dt, "family": "gaussian", "method": m,
-                         "steps": run_schedule_steps(G, m, dtype, 3, ref)})
+                         "steps": run_schedule_steps(G, m, dtype, 3, ref, ref_r=ref)})
     runs.append({"dtype": "fp64", "family": "gaussian", "method": "newton",
-                 "steps": run_classical(G, "newton", torch.float64, ref, max_steps=3)})
+                 "steps": run_classical(G, "newton", torch.float64, ref, max_steps=3,
+                                        ref_r=ref)})
     return {"size": [6, 10], "runs": runs}
 
 
@@ -126,7 +127,11 @@ class TestFigures:
         res = {"groups": ["MLP in", "MLP out"],
                "table": [{"arm": a, "group": g, "step": st, "mean_entropy": 0.9 - 0.01 * st}
                          for a in ("adamw", "muon-jordan") for g in ("MLP in", "MLP out")
-                         for st in (1, 2)]}
+                         for st in (1, 2)],
+               "matrices": [{"arm": a, "group": g, "step": st, "seed": s, "layer": 0,
+                             "entropy": 0.9 - 0.01 * st + 0.01 * s}
+                            for a in ("adamw", "muon-jordan") for g in ("MLP in", "MLP out")
+                            for st in (1, 2) for s in (0, 1)]}
         assert pdf_ok(figures.fig_entropy(res, tmp_path / "h.pdf"))
 
     def test_budget(self, tmp_path):
@@ -204,7 +209,7 @@ class TestNumbers:
         assert v["LMRows"].count("\\\\") == 5 and v["LMValWorks"] == "hamlet, twelfth night"
         # every Muon arm's best lr (0.02, the grid's lower edge) is flagged
         assert v["LMRows"].count("$^*$") == 4
-        assert "4 of the 4 Muon arms end below" in v["LMSummarySentence"]
+        assert "All 4 Muon arms end below" in v["LMSummarySentence"]
         qk = v["QKClipSentence"]
         assert "largest attention logit of its 3 runs is $30 < \\tau$" in qk
         assert "bit for bit" in qk and "At 0.04 Muon's largest logit reaches $80$" in qk
@@ -286,8 +291,11 @@ class TestNumbers:
                            "diff_ci95": [-0.0003, 0.016], "welch_p": 0.06},
                           {"name": "band-6", "diff_to_jordan": 0.05,
                            "diff_ci95": [0.04, 0.06], "welch_p": 0.001}]}
-        v = numbers.budget_numbers(designs, TINY_BUDGET, more)
+        v = numbers.budget_numbers(designs, TINY_BUDGET, more, {"step_s": {"muon-jordan": 2.0}})
         assert v["BudgetMoreSeeds"].startswith("With 6 seeds each")
+        # band-9 orthogonalizes in 0.6 s against Jordan's 1.0 s: 0.4 s of a 2 s step
+        assert "saves 20\\% of a Muon step" in v["BudgetHeadline"]
+        assert "of Jordan's time" in v["BudgetHeadline"] and "x Jordan" not in v["BudgetHeadline"]
         assert "band-9} ends $+0.0040$ from Jordan (95\\% Welch interval $[-0.0020, +0.0100]$, " \
             "$p = 0.20$): not distinguishable" in v["BudgetMoreSeeds"]
         assert "$p = 0.06$): not separated from Jordan's at 95\\%, leaning worse;" \

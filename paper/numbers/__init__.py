@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> Path:
         "CNN": lambda: cnn_numbers(get("cnn")),
         "MoE": lambda: moe_numbers(get("moe")),
         "Budget": lambda: budget_numbers(get("budget_designs"), get("budget"),
-                                         get("budget_seeds")),
+                                         get("budget_seeds"), get("lm_step")),
         "Schedules": lambda: schedules2026_numbers(get("schedules2026"),
                                                    get("schedules2026_seeds")),
     }
