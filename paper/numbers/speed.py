@@ -7,7 +7,8 @@ from .format import tex
 
 def timing_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
     out = {"GpuName": tex(gpu["device"]), "GpuTorch": tex(gpu["torch"]), "GpuDate": gpu["date"],
-           "CpuName": tex(cpu["device"]), "GpuMatmulRate": f"{gpu['matmul_rate_tflops']:.0f}"}
+           "CpuName": tex(cpu["device"]), "GpuMatmulRate": f"{gpu['matmul_rate_tflops']:.0f}",
+           "GpuMatmulSize": str(gpu["matmul_size"])}
 
     def row(res: dict, shape: tuple, method: str = "jordan") -> dict:
         return next(r for r in res["rows"] if tuple(r["shape"]) == shape and r["method"] == method)
