@@ -286,11 +286,14 @@ class TestNumbers:
                        "g": {"nuclear_alignment": 0.88, "sigma_max": 1.1}}}]}
         more = {"table": [{"name": "muon-jordan", "final_val_loss": [1.5] * 6},
                           {"name": "band-9", "diff_to_jordan": 0.004,
-                           "diff_ci95": [-0.002, 0.01], "welch_p": 0.2},
+                           "diff_ci95": [-0.002, 0.01], "welch_p": 0.2,
+                           "final_val_loss": [1.5 + 0.001 * s for s in range(6)]},
                           {"name": "band-7", "diff_to_jordan": 0.008,
-                           "diff_ci95": [-0.0003, 0.016], "welch_p": 0.06},
+                           "diff_ci95": [-0.0003, 0.016], "welch_p": 0.06,
+                           "final_val_loss": [1.508 + 0.004 * (-1) ** s for s in range(6)]},
                           {"name": "band-6", "diff_to_jordan": 0.05,
-                           "diff_ci95": [0.04, 0.06], "welch_p": 0.001}]}
+                           "diff_ci95": [0.04, 0.06], "welch_p": 0.001,
+                           "final_val_loss": [1.55 + 0.001 * s for s in range(6)]}]}
         v = numbers.budget_numbers(designs, TINY_BUDGET, more, {"step_s": {"muon-jordan": 2.0}})
         assert v["BudgetMoreSeeds"].startswith("With 6 seeds each")
         # band-9 orthogonalizes in 0.6 s against Jordan's 1.0 s: 0.4 s of a 2 s step
@@ -301,6 +304,9 @@ class TestNumbers:
         assert "$p = 0.06$): not separated from Jordan's at 95\\%, leaning worse;" \
             in v["BudgetMoreSeeds"]
         assert "$p < 0.01$): worse than Jordan's." in v["BudgetMoreSeeds"]
+        # paired TOST at 0.01: band-9 within 0.0025 of Jordan on every seed, band-6 0.05 off
+        assert "band-9} $p = 0.000$ (equivalent)" in v["BudgetMoreSeeds"]
+        assert "band-6} $p = 1.000$ (equivalence not shown)" in v["BudgetMoreSeeds"]
         assert v["BudgetRows"].count("\\\\") == 3 and "$\\times$" in v["BudgetHeadline"]
         assert "& 0.750 &" in v["BudgetRows"]  # band-6: alignment 0.9 per sigma_max 1.2
         # band-6 (1.55-1.57) is the next cheaper one, all its seeds above Jordan's 1.52
