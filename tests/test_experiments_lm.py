@@ -4,6 +4,7 @@ import io
 import json
 import shutil
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -412,3 +413,44 @@ def test_schedules2026_end_to_end(corpus, tmp_path, monkeypatch):
     for name, r in rows.items():
         assert again[name]["final_val_loss"] == r["final_val_loss"]
         assert again[name]["matmuls_per_matrix"] == r["matmuls_per_matrix"]
+
+
+def test_a_diverged_run_is_recorded_and_reported_not_averaged(tmp_path, monkeypatch):
+    import argparse
+
+    from experiments.lm import compare_optimizers as co
+    from experiments.lm import schedules2026 as s26
+
+    def diverging(argv):  # two steps logged, then a non-finite gradient (as CANS in bf16)
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True)
+        (out / "config.json").write_text(json.dumps({"tokens_per_step": 64}))
+        (out / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "train_loss": 5.5, "grad_norm": 4.0, "wall_s": 0.5 * s})
+            + "\n" for s in (1, 2)))
+        raise FloatingPointError("a gradient contains NaN or Inf")
+
+    monkeypatch.setattr(co.train_lm, "main", diverging)
+    args = argparse.Namespace(runs=str(tmp_path / "runs"), preset="smoke", device="cpu",
+                              steps=None, cache=None)
+    rec = co.train(args, co.muon_arm("cans", (0.02,)), 0.02, 0, None)
+    assert rec["diverged"]["step"] == 3 and rec["val"] == [] and rec["wall_s"] == 1.0
+    with pytest.raises(IndexError):  # a study that does not handle it fails loudly
+        rec["val"][-1]
+    row = {"name": "cans", "seeds": [0, 1, 2], "diverged": [
+        {"lr": 0.02, "seed": s, "step": 3} for s in (0, 1, 2)]}
+    assert s26.diverged_text(row) == ("diverged: non-finite gradient at step 3 "
+                                      "(3 of 3 seeds at lr 0.02)")
+    # the report and the headline skip it; the table says what happened
+    jordan = {"name": "muon-jordan", "budget_matmuls": 15, "matmuls_per_matrix": 15.0,
+              "lr": 0.02, "final_val_loss": [1.5, 1.51, 1.52], "mean": 1.51,
+              "ci95": [1.49, 1.53], "orthogonalization_vs_jordan": 1.0}
+    cans = {**row, "budget_matmuls": 15, "matmuls_per_matrix": None, "lr": None,
+            "final_val_loss": None, "mean": None, "ci95": None,
+            "orthogonalization_vs_jordan": 1.0}
+    assert s26.headline([jordan, {**cans, "budget_matmuls": 6}])["name"] is None
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "summary.json").write_text(json.dumps(
+        {"equiv_margin": 0.01, "rows": [jordan, cans]}))
+    table = s26.main(["--parts", "report", "--out", str(tmp_path / "s")])["report"]
+    assert "| cans | 15 | - | diverged: non-finite gradient at step 3" in table

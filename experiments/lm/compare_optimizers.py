@@ -80,15 +80,24 @@ def train(args: argparse.Namespace, arm: Arm, lr: float, seed: int,
         argv += ["--steps", str(args.steps)]
     if args.cache:
         argv += ["--cache", args.cache]
-    cfg = train_lm.main(argv)
+    try:
+        cfg, diverged = train_lm.main(argv), None
+    except FloatingPointError as e:  # a non-finite gradient: the method diverged; say so
+        cfg, diverged = json.loads((out / "config.json").read_text()), str(e)
     recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in recs if "val_loss" in r]
     rec = {"arm": arm.name, "optimizer": arm.optimizer, "msign": arm.msign, "lr": lr,
            "seed": seed, "tokens_per_step": cfg["tokens_per_step"],
            "val": [[r["step"], r["val_loss"]] for r in evals],
            "wall": [[r["step"], r["wall_s"]] for r in evals],
-           "wall_s": recs[-1]["wall_s"], "grad_norm_max": max(r["grad_norm"] for r in recs),
+           "wall_s": recs[-1]["wall_s"] if recs else 0.0,
+           "grad_norm_max": max((r["grad_norm"] for r in recs), default=None),
            "dir": str(out), "_cfg": cfg}
+    if diverged is not None:
+        # no final loss: a study that reads r["val"][-1] fails loudly unless it handles this
+        rec["diverged"] = {"step": len(recs) + 1, "error": diverged,
+                           "val_before": rec["val"]}
+        rec["val"], rec["wall"] = [], []
     if "qk_max" in recs[-1]:
         rec["qk_max"] = max(r["qk_max"] for r in recs)
         rec["qk_clips"] = sum(r.get("qk_clips", 0) for r in recs)

@@ -227,9 +227,13 @@ def adamw_lr(args: argparse.Namespace) -> float:
     return json.loads((Path(args.budget) / "summary.json").read_text())["muon_adamw_lr"]
 
 
+def _runs(runs: list[dict], name: str, lr: float) -> list[dict]:
+    return sorted((r for r in runs if r["arm"] == name and r["lr"] == lr),
+                  key=lambda r: r["seed"])
+
+
 def _finals(runs: list[dict], name: str, lr: float) -> list[float]:
-    return [r["val"][-1][1] for r in sorted((r for r in runs if r["arm"] == name
-                                             and r["lr"] == lr), key=lambda r: r["seed"])]
+    return [r["val"][-1][1] for r in _runs(runs, name, lr)]
 
 
 def mean_matmuls(run: dict) -> float | None:
@@ -295,8 +299,18 @@ def part_train(args: argparse.Namespace) -> dict:
     times, ratios = budget.orthogonalization_times(methods)
     rows = []
     for a, t, q in zip(all_arms, times, ratios, strict=True):
-        by_rate = {lr: _finals(runs, a.name, lr) for lr in (RATE, RATE_UP)
-                   if _finals(runs, a.name, lr)}
+        tried = {lr: _runs(runs, a.name, lr) for lr in (RATE, RATE_UP) if _runs(runs, a.name, lr)}
+        diverged = [{"lr": lr, "seed": r["seed"], "step": r["diverged"]["step"]}
+                    for lr, rs in tried.items() for r in rs if "diverged" in r]
+        by_rate = {lr: _finals(runs, a.name, lr) for lr, rs in tried.items()
+                   if not any("diverged" in r for r in rs)}
+        if not by_rate:  # every rate tried lost a seed to a non-finite gradient
+            rows.append({"name": a.name, "budget_matmuls": arm_matmuls(a, args),
+                         "matmuls_per_matrix": None, "lr": None, "diverged": diverged,
+                         "seeds": list(SEEDS), "final_val_loss": None, "mean": None,
+                         "ci95": None, "orthogonalization_s": t,
+                         "orthogonalization_vs_jordan": q, "args": list(a.args)})
+            continue
         best = min(by_rate, key=lambda lr: statistics.mean(by_rate[lr]))
         v = by_rate[best]
         mean, lo, hi = t_interval(v)
@@ -307,9 +321,11 @@ def part_train(args: argparse.Namespace) -> dict:
                                                   for k, x in by_rate.items()},
                      "seeds": list(SEEDS), "final_val_loss": v, "mean": mean, "ci95": [lo, hi],
                      "orthogonalization_s": t, "orthogonalization_vs_jordan": q,
-                     "args": list(a.args)})
+                     "args": list(a.args), **({"diverged": diverged} if diverged else {})})
     jordan = rows[0]
     for r in rows[1:]:
+        if r["mean"] is None:
+            continue
         r["vs_jordan"] = welch(r["final_val_loss"], jordan["final_val_loss"])
         r["tost_vs_jordan"] = tost_paired(r["final_val_loss"], jordan["final_val_loss"],
                                           EQUIV_MARGIN)
@@ -328,8 +344,8 @@ def headline(rows: list[dict]) -> dict:
     """The cheapest arm of at most SMALL products whose mean lies within Jordan's seed range."""
     jordan = rows[0]
     lo, hi = min(jordan["final_val_loss"]), max(jordan["final_val_loss"])
-    ok = [r for r in rows[1:] if (r["matmuls_per_matrix"] or r["budget_matmuls"]) <= SMALL
-          and r["mean"] <= hi]
+    ok = [r for r in rows[1:] if r["mean"] is not None
+          and (r["matmuls_per_matrix"] or r["budget_matmuls"]) <= SMALL and r["mean"] <= hi]
     best = min(ok, key=lambda r: r["matmuls_per_matrix"] or r["budget_matmuls"], default=None)
     if best is None:
         text = (f"no schedule of at most {SMALL} products has its mean within Jordan's seed "
@@ -373,6 +389,16 @@ def part_seeds(args: argparse.Namespace) -> dict:
     return res
 
 
+def diverged_text(row: dict) -> str:
+    """'diverged: non-finite gradient at step 3 (3 of 3 seeds at lr 0.02)'."""
+    by_lr: dict[float, list[int]] = {}
+    for d in row["diverged"]:
+        by_lr.setdefault(d["lr"], []).append(d["step"])
+    return "diverged: " + "; ".join(
+        f"non-finite gradient at step {min(s)}" + (f"-{max(s)}" if max(s) > min(s) else "")
+        + f" ({len(s)} of {len(row['seeds'])} seeds at lr {lr:g})" for lr, s in by_lr.items())
+
+
 def part_report(args: argparse.Namespace) -> str:
     """The docs' table from the train (and seeds) part's files, as Markdown."""
     out = Path(args.out)
@@ -382,6 +408,10 @@ def part_report(args: argparse.Namespace) -> str:
              "orthogonalization / Jordan's |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in summary["rows"]:
         mm = r["matmuls_per_matrix"] or r["budget_matmuls"]
+        if r["mean"] is None:
+            lines.append(f"| {r['name']} | {mm:.3g} | - | {diverged_text(r)} | - | - | "
+                         f"{r['orthogonalization_vs_jordan']:.2f} |")
+            continue
         w = r.get("vs_jordan")
         diff = "-" if w is None else f"{w['diff']:+.4f} [{w['ci'][0]:+.4f}, {w['ci'][1]:+.4f}]"
         tost = "-" if "tost_vs_jordan" not in r else f"{r['tost_vs_jordan']['p']:.2f}"
@@ -410,6 +440,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for r in rows:
+        if r["mean"] is None:  # diverged: no loss to draw (the table says so)
+            continue
         x = r["matmuls_per_matrix"] or r["budget_matmuls"]
         ax.errorbar(x, r["mean"], yerr=[[r["mean"] - r["ci95"][0]], [r["ci95"][1] - r["mean"]]],
                     fmt="o", color="C1" if r["name"] == "muon-jordan" else "C0", capsize=3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from experiments.lm.schedules2026 import diverged_text
+
 from .format import tex_text
 
 NAMES = {"muon-jordan": "Jordan", "aol-9": "AOL + 9 products", "aol-6": "AOL + 6 products",
@@ -20,6 +22,11 @@ def schedules2026_numbers(summary: dict, seeds: dict) -> dict[str, str]:
     rows = []
     for r in summary["rows"]:
         mm = r["matmuls_per_matrix"] or r["budget_matmuls"]
+        if r["mean"] is None:  # diverged at every rate tried
+            rows.append(f"{NAMES.get(r['name'], tex_text(r['name']))} & {mm:.3g} & -- & "
+                        f"\\multicolumn{{3}}{{l}}{{{tex_text(diverged_text(r))}}} & "
+                        f"{r['orthogonalization_vs_jordan']:.2f} \\\\")
+            continue
         diff = "--" if "vs_jordan" not in r else _interval(r["vs_jordan"]["ci"])
         tost = "--" if "tost_vs_jordan" not in r else f"{r['tost_vs_jordan']['p']:.2f}"
         rows.append(f"{NAMES.get(r['name'], tex_text(r['name']))} & {mm:.3g} & {r['lr']:g} & "
