@@ -258,17 +258,21 @@ def well_conditioned(draw):
 
 
 ALL = sorted(METHODS)
+#: AOL rescales the rows of the small side by their Gram row sums |X X^T|: equivariant under
+#: orthogonal maps of the long side, not of the small side (tests/test_preconditioning.py)
+PRECONDITIONED = {n for n, m in METHODS.items() if m.schedule and m.schedule.precondition}
+EQUIVARIANT = [n for n in ALL if n not in PRECONDITIONED]
 
 
 class TestProperties:
-    @given(G=well_conditioned(), seeds=st.tuples(orth, orth), method=st.sampled_from(ALL))
+    @given(G=well_conditioned(), seeds=st.tuples(orth, orth), method=st.sampled_from(EQUIVARIANT))
     def test_orthogonal_invariance(self, G, seeds, method):
         Q, P = haar(G.shape[0], seeds[0]), haar(G.shape[1], seeds[1])
         lhs = msign.msign(Q @ G @ P, method)
         rhs = Q @ msign.msign(G, method) @ P
         np.testing.assert_allclose(lhs, rhs, atol=tol(F64, 4_500_000))
 
-    @given(G=well_conditioned(), method=st.sampled_from(ALL))
+    @given(G=well_conditioned(), method=st.sampled_from(EQUIVARIANT))
     def test_transpose(self, G, method):
         np.testing.assert_allclose(msign.msign(G.T, method), msign.msign(G, method).T,
                                    atol=tol(F64, 4500))

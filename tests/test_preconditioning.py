@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import with_singular_values
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import msign
@@ -113,6 +113,33 @@ class TestPreconditionedSchedules:
         d = s.to_dict()
         d.pop("precondition")
         assert Schedule.from_dict(d).precondition is None
+
+
+class TestAolEquivariance:
+    """AOL's D depends on |X X^T| (X the small side): maps of the long side leave X X^T and
+    so D unchanged, maps of the small side change |X X^T| unless they are signed
+    permutations.  msign with AOL is equivariant exactly where D is."""
+
+    @given(seed=st.integers(0, 2**32 - 1), m=st.integers(2, 6), extra=st.integers(1, 6))
+    @settings(max_examples=20, deadline=None)
+    def test_long_side_orthogonal_maps_and_signed_permutations_commute(self, seed, m, extra):
+        rng = np.random.default_rng(seed)
+        n = m + extra
+        G = rng.standard_normal((m, n))
+        P, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        S = np.eye(m)[rng.permutation(m)] * rng.choice([-1.0, 1.0], m)
+        X = msign.msign(G, "turbo-muon")
+        np.testing.assert_allclose(msign.msign(G @ P, "turbo-muon"), X @ P, atol=1e-12)
+        np.testing.assert_allclose(msign.msign(S @ G, "turbo-muon"), S @ X, atol=1e-12)
+        # tall input: the engine works on its transpose, so the roles of the sides swap
+        np.testing.assert_allclose(msign.msign(G.T, "turbo-muon"), X.T, atol=1e-12)
+
+    def test_a_small_side_rotation_changes_the_update(self):
+        rng = np.random.default_rng(3)
+        G = rng.standard_normal((4, 9)) * np.array([[3.0], [1.0], [0.3], [0.1]])
+        Q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+        gap = np.abs(msign.msign(Q @ G, "turbo-muon") - Q @ msign.msign(G, "turbo-muon")).max()
+        assert gap > 1e-3  # not a rounding effect: AOL's target msign(DG) moved with D
 
 
 class TestRegistryEntries2026:

@@ -27,16 +27,26 @@ def schedules2026_numbers(summary: dict, seeds: dict) -> dict[str, str]:
                         f"\\multicolumn{{3}}{{l}}{{{tex_text(diverged_text(r))}}} & "
                         f"{r['orthogonalization_vs_jordan']:.2f} \\\\")
             continue
-        diff = "--" if "vs_jordan" not in r else _interval(r["vs_jordan"]["ci"])
+        diff = "--" if "vs_jordan" not in r else (f"{r['vs_jordan']['diff']:+.4f} "
+                                                   + _interval(r["vs_jordan"]["ci"]))
         tost = "--" if "tost_vs_jordan" not in r else f"{r['tost_vs_jordan']['p']:.2f}"
         rows.append(f"{NAMES.get(r['name'], tex_text(r['name']))} & {mm:.3g} & {r['lr']:g} & "
                     f"{r['mean']:.4f} [{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}] & {diff} & "
                     f"{tost} & {r['orthogonalization_vs_jordan']:.2f} \\\\")
+    div = [r for r in summary["rows"] if r["mean"] is None]
+    rows_by = {r["name"]: r for r in summary["rows"]}
+    adaptive = rows_by.get("adaptive-jordan")
     six = {t["name"]: t for t in seeds["table"]}
     out = {"SchedRows": "\n".join(rows), "SchedHeadline": tex_text(summary["headline"]["text"]),
            "SchedMargin": f"{summary['equiv_margin']:g}", "SchedRate": f"{summary['rate']:g}",
            "SchedRateUp": f"{summary['rate_up']:g}",
-           "SchedSeeds": str(len(summary["rows"][0]["final_val_loss"]))}
+           "SchedSeeds": str(len(summary["rows"][0]["final_val_loss"])),
+           "SchedDivergedSentence": " ".join(
+               f"{NAMES.get(r['name'], tex_text(r['name']))} {tex_text(diverged_text(r))}."
+               for r in div)}
+    if adaptive is not None and adaptive["mean"] is not None:
+        out.update(SchedAdaptiveProducts=f"{adaptive['matmuls_per_matrix']:.1f}",
+                   SchedAdaptiveDiff=f"{adaptive['vs_jordan']['diff']:+.3f}")
     best = summary["headline"]["name"]
     out["SchedSixSentence"] = ""
     if best and best in six:
