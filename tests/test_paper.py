@@ -360,3 +360,14 @@ def test_sources_is_the_only_place_a_results_path_is_written():
     # every source outside a long study must exist; a study may be pending
     assert all(sources.path(k).exists() for k, s in sources.SOURCES.items() if not s.study)
     assert sources.GRAD == "blocks.3.fc.weight:step300:grad"
+
+
+def test_comm_numbers_table_is_max_over_ranks_with_the_model():
+    runs = [{"layout": "fsdp", "world": w, "max_ratio": 2 * (w - 1) / w**2,
+             "model_ratio": 2 * (w - 1) / w**2} for w in (2, 4)]
+    runs.append({"layout": "replicated", "world": 4, "max_ratio": 0.8, "model_ratio": 0.75})
+    v = numbers.comm_numbers({"device": "cpu", "runs": runs})
+    assert v["CommCols"] == "lcc" and v["CommWorlds"] == "$W = 2$ & $W = 4$"
+    assert v["CommRows"].splitlines() == ["FSDP2 & 0.500 (0.500) & 0.375 (0.375) \\\\",
+                                          "replicated (DDP) & -- & 0.800 (0.750) \\\\"]
+    assert v["CommWorst"] == "0.800" and v["CommWorstWhere"] == "replicated (DDP) at $W = 4$"

@@ -32,13 +32,13 @@ from .methods import (
 )
 from .moe import moe_numbers
 from .schedules2026 import aol_numbers, schedules2026_numbers
-from .speed import optimizer_numbers, timing_numbers
+from .speed import comm_numbers, optimizer_numbers, timing_numbers
 from .training import entropy_numbers, lm_family_numbers, mismatch_numbers
 from .vision import cnn_numbers
 
 __all__ = ["main", "macros", "sci", "tex", "derivation_numbers", "schedule_numbers",
            "rounding_numbers", "rounding_heldout_numbers", "timing_numbers",
-           "optimizer_numbers", "gradient_numbers",
+           "optimizer_numbers", "comm_numbers", "gradient_numbers",
            "convergence_numbers", "null_direction_numbers", "precision_numbers",
            "gram_numbers", "lm_family_numbers",
            "entropy_numbers", "mismatch_numbers", "budget_design_numbers", "budget_numbers",
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> Path:
               **null_direction_numbers(get("null_direction")),
               **precision_numbers(get("precision")),
               **gram_numbers(get("gram")),
+              **comm_numbers(get("comm")),
               **budget_design_numbers(get("budget_designs")),
               **aol_numbers(get("schedules2026_designs"))}
     studies = {

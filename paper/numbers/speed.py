@@ -36,3 +36,26 @@ def optimizer_numbers(cpu: dict, gpu: dict) -> dict[str, str]:
         out[f"Opt{dev}Jordan"] = f"{r['msign Muon jordan']:.2f}"
         out[f"Opt{dev}PE"] = f"{r['msign Muon polar-express']:.2f}"
     return out
+
+
+LAYOUT_NAMES = {"replicated": "replicated (DDP)", "fsdp": "FSDP2", "hsdp": "HSDP ($2\\times W/2$)",
+                "tp": "tensor parallel", "tp-fsdp": "TP $\\times$ FSDP ($W/2\\times2$)",
+                "ep": "expert parallel (along $E$)"}
+
+
+def comm_numbers(res: dict) -> dict[str, str]:
+    """Distributed Muon (experiments/bench/fsdp.py): bytes each rank sends per step over the
+    Muon parameter bytes, max over ranks, and the closed-form model, per layout and W."""
+    by = {(r["layout"], r["world"]): r for r in res["runs"]}
+    worlds = sorted({r["world"] for r in res["runs"]})
+    rows = []
+    for layout in dict.fromkeys(r["layout"] for r in res["runs"]):
+        cells = [f"{by[layout, w]['max_ratio']:.3f} ({by[layout, w]['model_ratio']:.3f})"
+                 if (layout, w) in by else "--" for w in worlds]
+        rows.append(f"{LAYOUT_NAMES.get(layout, layout)} & " + " & ".join(cells) + " \\\\")
+    worst = max(res["runs"], key=lambda r: r["max_ratio"])
+    return {"CommRows": "\n".join(rows), "CommWorlds": " & ".join(f"$W = {w}$" for w in worlds),
+            "CommCols": "l" + "c" * len(worlds), "CommDevice": tex(res["device"]),
+            "CommWorst": f"{worst['max_ratio']:.3f}",
+            "CommWorstWhere": f"{LAYOUT_NAMES.get(worst['layout'], worst['layout'])} at "
+                              f"$W = {worst['world']}$"}
