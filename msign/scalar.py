@@ -337,7 +337,7 @@ def noise_band(schedule: Schedule | str, lower: float = 1e-3, cu: float = 2.0**-
     x -> p(x), add to each singular value a delta with ``|delta| <= cu ||p(X)||_2`` (the upper
     end of the step's enclosure bounds ||p(X)||_2), ``cu = c u`` with u the unit round-off and
     c measured (``c_sigma`` there).  The standard normwise GEMM bound scales with the step's
-    terms, sum_j |c_j| ||X||^(2j+1) (the study's ``kappa`` normalizes by that); the output's
+    terms, ``sum_j |c_j| ||X||^(2j+1)`` (the study's ``kappa`` normalizes by that); the output's
     bf16 store scales with ||p(X)||, and either way a small singular value moves by about u
     times a norm, not by u times itself (the relative model of :func:`rounding_band`).  The
     result is rigorous for a given c; that c bounds real bf16 steps is measured, not proven.
