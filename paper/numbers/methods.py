@@ -127,6 +127,11 @@ def rounding_numbers(res: dict) -> dict[str, str]:
                                                                    cu)))}
 
 
+HELD_NAMES = {"jordan": "Jordan's quintic", "polar-express": "Polar Express",
+              "gaussian": "Gaussian", "power_law": "power-law",
+              "lowrank_noise": "low-rank-plus-noise"}
+
+
 def rounding_heldout_numbers(res: dict) -> dict[str, str]:
     """Section 3, out of sample (experiments/matrix/rounding_heldout.py): c* fixed from the
     calibration runs, then measured on held-out shapes, sizes and GEMM paths."""
@@ -140,7 +145,8 @@ def rounding_heldout_numbers(res: dict) -> dict[str, str]:
             by_aspect.setdefault(r["aspect"], []).append(r["c_sigma_max"])
     return {"HeldShapes": ", ".join(f"${m}\\times{n}$" for m, n in shapes),
             "HeldRuns": str(len(rows)), "HeldCMax": f"{res['c_sigma_max_heldout']:.2f}",
-            "HeldWorst": f"{tex_text(worst['schedule'])} on the {tex_text(worst['family'])} "
+            "HeldWorst": f"{HELD_NAMES.get(worst['schedule'], tex_text(worst['schedule']))} on "
+                         f"the {HELD_NAMES.get(worst['family'], tex_text(worst['family']))} "
                          f"${worst['shape'][0]}\\times{worst['shape'][1]}$ matrix",
             "HeldAbove": f"{len(above)} of {len(rows)}",
             "HeldAboveShapes": ", ".join(sorted({f"${r['shape'][0]}\\times{r['shape'][1]}$"
