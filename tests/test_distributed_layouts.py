@@ -226,15 +226,28 @@ def test_dcp_across_layouts(tmp_path, name, save, load):
 
 def _refusal_worker(rank, world, out):
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import DTensor, Partial
+    from torch.distributed.tensor import DTensor, Partial, Shard, distribute_tensor
 
     mesh = init_device_mesh("cpu", (world,))
     w = torch.nn.Parameter(DTensor.from_local(torch.randn(4, 8, 6), mesh, [Partial()]))
     with pytest.raises(ValueError, match=r"parameter 'experts' .*Partial"):
         Muon([("experts", w)])
-    open(os.path.join(out, f"ok{rank}"), "w").close()
+    # an expert stack sharded over its output axis (Shard(1)) is not refused: it goes through
+    # the gather and each expert is orthogonalized whole, as in one process
+    g = torch.Generator().manual_seed(5)
+    full_w, full_g = torch.randn(4, 8, 6, generator=g), torch.randn(4, 8, 6, generator=g)
+    dw = torch.nn.Parameter(distribute_tensor(full_w.clone(), mesh, [Shard(1)]))
+    dw.grad = distribute_tensor(full_g.clone(), mesh, [Shard(1)])
+    one = torch.nn.Parameter(full_w.clone())
+    one.grad = full_g.clone()
+    for p in (dw, one):
+        Muon([("experts", p)], lr=0.1, msign="polar-express", msign_dtype=torch.float32).step()
+    torch.save({"sharded": dw.full_tensor(), "one": one.detach()},
+               os.path.join(out, f"ok{rank}"))
 
 
 def test_unsupported_placement_is_refused_by_name(tmp_path):
     run(_refusal_worker, 2, str(tmp_path))
-    assert all((tmp_path / f"ok{r}").exists() for r in range(2))
+    for r in range(2):
+        res = torch.load(tmp_path / f"ok{r}")
+        assert rel(res["sharded"], res["one"]) <= 1e-6
