@@ -132,10 +132,12 @@ def nuclear_alignment(G: Any, X: Any) -> np.ndarray:
     >>> float(nuclear_alignment(G, np.eye(2))), float(nuclear_alignment(G, np.diag([1.0, 0.0])))
     (1.0, 0.75)
     """
-    Gt, Xt = _f64(G), _f64(X)
-    inner = (Gt * Xt).sum(dim=(-2, -1))
+    return _out(_inner_over_nuclear(_f64(G), _f64(X)))
+
+
+def _inner_over_nuclear(Gt: torch.Tensor, Xt: torch.Tensor) -> torch.Tensor:
     nuc = torch.linalg.matrix_norm(Gt, ord="nuc").clamp_min(torch.finfo(torch.float64).tiny)
-    return _out(inner / nuc)
+    return (Gt * Xt).sum(dim=(-2, -1)) / nuc
 
 
 def alignment(G: Any, X: Any) -> np.ndarray:
@@ -153,11 +155,9 @@ def alignment(G: Any, X: Any) -> np.ndarray:
     >>> float(alignment(G, 2 * np.eye(2))), float(alignment(G, np.diag([1.2, 1.0])))
     (1.0, 0.9583333333333333)
     """
-    Gt, Xt = _f64(G), _f64(X)
-    inner = (Gt * Xt).sum(dim=(-2, -1))
-    tiny = torch.finfo(torch.float64).tiny
-    den = (torch.linalg.matrix_norm(Gt, ord="nuc") * torch.linalg.matrix_norm(Xt, ord=2))
-    return _out(inner / den.clamp_min(tiny))
+    Xt = _f64(X)
+    spec = torch.linalg.matrix_norm(Xt, ord=2).clamp_min(torch.finfo(torch.float64).tiny)
+    return _out(_inner_over_nuclear(_f64(G), Xt) / spec)
 
 
 def preconditioned_singular_values(G: Any, precondition: str | None = None) -> np.ndarray:

@@ -299,10 +299,10 @@ def part_train(args: argparse.Namespace) -> dict:
     times, ratios = budget.orthogonalization_times(methods)
     rows = []
     for a, t, q in zip(all_arms, times, ratios, strict=True):
-        tried = {lr: _runs(runs, a.name, lr) for lr in (RATE, RATE_UP) if _runs(runs, a.name, lr)}
+        tried = {lr: rs for lr in (RATE, RATE_UP) if (rs := _runs(runs, a.name, lr))}
         diverged = [{"lr": lr, "seed": r["seed"], "step": r["diverged"]["step"]}
                     for lr, rs in tried.items() for r in rs if "diverged" in r]
-        by_rate = {lr: _finals(runs, a.name, lr) for lr, rs in tried.items()
+        by_rate = {lr: [r["val"][-1][1] for r in rs] for lr, rs in tried.items()
                    if not any("diverged" in r for r in rs)}
         if not by_rate:  # every rate tried lost a seed to a non-finite gradient
             rows.append({"name": a.name, "budget_matmuls": arm_matmuls(a, args),

@@ -42,7 +42,7 @@ from msign.results import provenance, write_json
 
 from ..common.cli import add_out
 from ..common.matrices import families
-from .rounding_model import U_BF16, run_one, schedule
+from .rounding_model import U_BF16, final_inside, run_interval, run_one, schedule
 
 #: (m, n, families, schedules): the held-out configurations, each under both GEMM paths.
 CONFIGS = {
@@ -61,23 +61,21 @@ GEMMS = ("native", "emulated")
 C_DESIGN = 2.0
 
 
-def store_prediction(m: int, n: int, rho: float = 1.0) -> dict[str, float]:
-    """First-order constants of the output's bf16 store alone (module docstring); rho = 1 is
-    a converged output, the largest the store term gets."""
+def store_prediction(m: int, n: int) -> dict[str, float]:
+    """First-order constants of the output's bf16 store alone (module docstring) for a
+    converged output (rho = 1, the largest the store term gets)."""
     m, n = min(m, n), max(m, n)
-    return {"c_weyl_store": rho * (1 + math.sqrt(m / n)) / math.sqrt(6),
-            "c_sigma_store": rho * math.sqrt(m / (3 * n))}
+    return {"c_weyl_store": (1 + math.sqrt(m / n)) / math.sqrt(6),
+            "c_sigma_store": math.sqrt(m / (3 * n))}
 
 
 def contained(run: dict, name: str, c: float) -> bool | None:
     """Every final singular value inside the absolute model's enclosure at c (None: the run
     did not finish finite)."""
-    last = run["steps"][-1]
-    if not last["finite"]:
+    if not run["steps"][-1]["finite"]:
         return None
-    lo, hi = min(max(run["x_min"], 1e-12), 0.999), min(run["x_max"], 1.0)
-    b_lo, b_hi = scalar.noise_trajectory(schedule(name), lo, hi, c * U_BF16)["band"][-1]
-    return bool(b_lo <= last["sigma_min"] and last["sigma_max"] <= b_hi)
+    band = scalar.noise_trajectory(schedule(name), *run_interval(run), c * U_BF16)["band"][-1]
+    return final_inside(run, band)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -156,6 +156,17 @@ def main(argv: list[str] | None = None) -> dict:
     return res
 
 
+def run_interval(run: dict) -> tuple[float, float]:
+    """A run's own [x_min, x_max], kept inside (0, 1] where the model's enclosure is defined."""
+    return min(max(run["x_min"], 1e-12), 0.999), min(run["x_max"], 1.0)
+
+
+def final_inside(run: dict, band: tuple[float, float]) -> bool:
+    """Every final singular value of ``run`` inside ``band`` (the model's proof obligation)."""
+    last = run["steps"][-1]
+    return bool(band[0] <= last["sigma_min"] and last["sigma_max"] <= band[1])
+
+
 def compare_models(runs: list[dict], c: float) -> list[dict]:
     """Per schedule, from each finite run's own x_min and x_max: is the measured final
     [sigma_min, sigma_max] inside the absolute model's envelope (cu = c u), and what did
@@ -169,12 +180,11 @@ def compare_models(runs: list[dict], c: float) -> list[dict]:
         ok = [r for r in rs if r not in blown]
         inside, tracked, rel_pred, abs_pred, meas = 0, 0, [], [], []
         for r in ok:
-            lo, hi = min(max(r["x_min"], 1e-12), 0.999), min(r["x_max"], 1.0)
+            lo, hi = run_interval(r)
             t = scalar.noise_trajectory(sched, lo, hi, c * U_BF16, points=(lo,))
-            (b_lo, b_hi), (a_lo, a_hi) = t["band"][-1], t["points"][0][-1]
+            a_lo, a_hi = t["points"][0][-1]
             last = r["steps"][-1]
-            # every final singular value inside the model's band (its proof obligation)
-            inside += b_lo <= last["sigma_min"] and last["sigma_max"] <= b_hi
+            inside += final_inside(r, t["band"][-1])
             # and the smallest one where its own track says (a prediction: p may reorder)
             tracked += a_lo <= last["sigma_min"] <= a_hi
             rel_pred.append(scalar.rounding_band(sched, lo, U_BF16, upper=lo)[1])
