@@ -444,13 +444,17 @@ def test_a_diverged_run_is_recorded_and_reported_not_averaged(tmp_path, monkeypa
     # the report and the headline skip it; the table says what happened
     jordan = {"name": "muon-jordan", "budget_matmuls": 15, "matmuls_per_matrix": 15.0,
               "lr": 0.02, "final_val_loss": [1.5, 1.51, 1.52], "mean": 1.51,
-              "ci95": [1.49, 1.53], "orthogonalization_vs_jordan": 1.0}
+              "ci95": [1.49, 1.53], "orthogonalization_vs_jordan": 1.0,
+              "orthogonalization_s": 0.019}
     cans = {**row, "budget_matmuls": 15, "matmuls_per_matrix": None, "lr": None,
             "final_val_loss": None, "mean": None, "ci95": None,
             "orthogonalization_vs_jordan": 1.0}
     assert s26.headline([jordan, {**cans, "budget_matmuls": 6}])["name"] is None
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "summary.json").write_text(json.dumps(
-        {"equiv_margin": 0.01, "rows": [jordan, cans]}))
+        {"equiv_margin": 0.01, "rows": [jordan, cans], "headline": {"name": "muon-jordan"},
+         "runs": [rec]}))
     table = s26.main(["--parts", "report", "--out", str(tmp_path / "s")])["report"]
     assert "| cans | 15 | - | diverged: non-finite gradient at step 3" in table
+    assert "orthogonalization per optimizer step: Jordan 19 ms" in table
+    assert table.endswith("1 runs; their own clocks add up to 0.0 h")

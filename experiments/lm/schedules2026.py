@@ -418,8 +418,16 @@ def part_report(args: argparse.Namespace) -> str:
         lines.append(f"| {r['name']} | {mm:.3g} | {r['lr']:g} | {r['mean']:.4f} "
                      f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}] | {diff} | {tost} | "
                      f"{r['orthogonalization_vs_jordan']:.2f} |")
+    rows = {r["name"]: r for r in summary["rows"]}
+    best = summary["headline"]["name"]
+    if best:
+        lines.append(f"\northogonalization per optimizer step: Jordan "
+                     f"{1e3 * rows['muon-jordan']['orthogonalization_s']:.0f} ms, {best} "
+                     f"{1e3 * rows[best]['orthogonalization_s']:.0f} ms")
+    runs = list(summary["runs"])
     seeds = out / "more_seeds.json"
     if seeds.exists():
+        runs += json.loads(seeds.read_text())["runs"]
         for t in json.loads(seeds.read_text())["table"]:
             extra = "" if "vs_jordan" not in t else (
                 f"; minus Jordan {t['vs_jordan']['diff']:+.4f} [{t['vs_jordan']['ci'][0]:+.4f},"
@@ -427,6 +435,8 @@ def part_report(args: argparse.Namespace) -> str:
                 f"{t['tost_vs_jordan']['p']:.3f}")
             lines.append(f"\n{t['name']}, {len(t['final_val_loss'])} seeds: {t['mean']:.4f} "
                          f"[{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]{extra}")
+    lines.append(f"\n{len(runs)} runs; their own clocks add up to "
+                 f"{sum(r['wall_s'] for r in runs) / 3600:.1f} h")
     text = "\n".join(lines)
     print(text)
     return text
