@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -268,10 +268,15 @@ class Sweep:
     def __exit__(self, *exc) -> None:
         self.pool.shutdown()
 
-    def map(self, jobs: list[tuple[Arm, float, int, float | None]]) -> list[dict]:
-        if not jobs:
-            return []
-        res = list(self.pool.map(train, *zip(*[(self.args, *j) for j in jobs], strict=True)))
+    def map(self, jobs: list[tuple[Arm, float, int, float | None]],
+            on_done: Callable[[dict], None] | None = None) -> list[dict]:
+        """Train ``jobs`` (arm, lr, seed, Muon's AdamW lr); their runs in order.  ``on_done``
+        sees each run as it finishes (a long sweep records its progress there)."""
+        futures = [self.pool.submit(train, self.args, *j) for j in jobs]
+        if on_done is not None:
+            for f in as_completed(futures):
+                on_done(f.result())
+        res = [f.result() for f in futures]
         self.runs += res
         return res
 

@@ -30,6 +30,7 @@ import torch
 from msign.results import provenance, write_json
 
 from ..common.cli import add_device
+from ..common.stats import t_interval
 from . import compare_optimizers as co
 from .presets import PRESETS
 
@@ -274,7 +275,160 @@ def part_mismatch(args: argparse.Namespace) -> dict:
     return res
 
 
-PARTS = {"lm": part_lm, "stall": part_stall, "entropy": part_entropy,
+# Item 4 of the paper's second review: rates chosen on seed means, not on seed 0.
+SELECT_SEEDS = (0, 1, 2)
+ADAMW_BETA2 = (0.95, 0.99)  # nanoGPT's and PyTorch's defaults
+ADAMW_WARMUP = (50, 200)  # the preset's and a quarter of the run
+
+
+def candidates(seed0: dict[float, float]) -> tuple[float, ...]:
+    """The two best rates of an arm's seed-0 grid and their geometric mean (3 digits): a
+    sqrt(2) grid where the seed-0 grid's factor 2 cannot tell the best two apart."""
+    a, b = sorted(sorted(seed0, key=seed0.get)[:2])
+    return tuple(sorted({a, float(f"{(a * b) ** 0.5:.3g}"), b}))
+
+
+def _adamw_variant(beta2: float, warmup: int, snaps: str) -> co.Arm:
+    name = "adamw" if (beta2, warmup) == (ADAMW_BETA2[0], ADAMW_WARMUP[0]) else (
+        f"adamw-beta2-{beta2:g}-warmup-{warmup}")
+    extra = () if name == "adamw" else ("--adamw-beta2", str(beta2), "--warmup", str(warmup))
+    return co.Arm(name, "adamw", (), ("--weight-decay", str(WD_ADAMW), "--track-qk",
+                                      "--snapshots", snaps, *extra),
+                  {"beta2": beta2, "warmup": warmup})
+
+
+CLIP = "muonclip-jordan"
+
+
+def adamw_variants(args: argparse.Namespace) -> list[co.Arm]:
+    """AdamW's beta2 x warm-up grid but the configuration of part lm (run there already)."""
+    snaps = ",".join(map(str, snapshots(args)))
+    return [_adamw_variant(b, w, snaps) for b in ADAMW_BETA2 for w in ADAMW_WARMUP][1:]
+
+
+def family_recorded(path: Path, args: argparse.Namespace, arms_: dict[str, co.Arm]
+                    ) -> dict[tuple[str, float, int], dict]:
+    """The runs ``path`` (summary.json or selection.json) recorded for this preset and step
+    count and for arms whose arguments are still these, by (arm, lr, seed): the sweep's
+    checkpoint once its run directories are gone."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if (old.get("preset"), old.get("steps")) != (args.preset, steps_of(args)):
+        return {}
+    same = {n for n, a in old.get("arms", {}).items() if n in arms_ and a == list(arms_[n].args)}
+    return {(r["arm"], r["lr"], r["seed"]): r for r in old["runs"] if r["arm"] in same}
+
+
+def chosen(done: dict, name: str, lrs: tuple[float, ...]) -> float:
+    """The rate of ``lrs`` with the lowest mean final loss over SELECT_SEEDS."""
+    return min(lrs, key=lambda lr: np.mean([done[name, lr, s]["val"][-1][1]
+                                            for s in SELECT_SEEDS]))
+
+
+def paired(a: list[dict], b: list[dict]) -> dict:
+    """Mean final-loss difference a - b paired by seed, with its 95% t-interval."""
+    d = [x["val"][-1][1] - y["val"][-1][1] for x, y in zip(a, b, strict=True)]
+    mean, lo, hi = t_interval(d)
+    return {"mean": mean, "ci95": [lo, hi], "per_seed": d}
+
+
+def finish_select(args: argparse.Namespace, lm: dict, done: dict, cands: dict,
+                  a_lr: float) -> dict:
+    def runs_of(name: str, lr: float) -> list[dict]:
+        return [done[name, lr, s] for s in SELECT_SEEDS]
+
+    variants = [_adamw_variant(b, w, "") for b in ADAMW_BETA2 for w in ADAMW_WARMUP]
+    tuning = []
+    for v in variants:
+        finals = [r["val"][-1][1] for r in runs_of(v.name, a_lr)]
+        mean, lo, hi = t_interval(finals)
+        tuning.append({**v.meta, "arm": v.name, "final_val_per_seed": finals,
+                       "final_val_mean": mean, "ci95": [lo, hi]})
+    win = min(tuning, key=lambda t: t["final_val_mean"])
+    adamw_runs = [{**r, "arm": "adamw", "config": win["arm"]} for r in runs_of(win["arm"], a_lr)]
+    muon = [n for n in cands if n != "adamw"]
+    runs = adamw_runs + [r for n in muon for lr in cands[n] for r in runs_of(n, lr)]
+    table = co.analyse(runs)
+    for t in table:
+        t["lrs"] = list(cands[t["arm"]])
+        t["best_lr_at_grid_edge"] = t["best_lr"] in (cands[t["arm"]][0], cands[t["arm"]][-1])
+        t["lr_seed0_choice"] = next(x["best_lr"] for x in lm["table"] if x["arm"] == t["arm"])
+        t["mean_per_lr"] = {f"{lr:g}": float(np.mean([r["val"][-1][1] for r in
+                                                      runs_of(t["arm"], lr)]))
+                            for lr in cands[t["arm"]]}
+        t["ci95"] = list(t_interval(t["final_val_per_seed"])[1:])
+        if t["arm"] == "adamw":
+            t |= {"beta2": win["beta2"], "warmup": win["warmup"]}
+    best = {t["arm"]: t["best_lr"] for t in table}
+    at_best = {n: [r for r in runs if r["arm"] == n and r["lr"] == best[n]] for n in best}
+    res = {**provenance(args.device), "complete": True, "preset": args.preset,
+           "steps": steps_of(args), "seeds": list(SELECT_SEEDS),
+           "rule": "per arm, the two best rates of the seed-0 factor-2 grid (summary.json) and "
+                   "their geometric mean, each on seeds 0-2; the rate with the lowest mean "
+                   "final loss. AdamW: then beta2 x warm-up at that rate, the lowest mean.",
+           "candidates": cands, "muon_adamw_lr": lm["muon_adamw_lr"], "adamw_lr": a_lr,
+           "adamw_tuning": tuning, "table": table,
+           "vs_adamw": {n: paired(at_best[n], at_best["adamw"]) for n in muon},
+           "vs_muon_jordan": {n: paired(at_best[n], at_best["muon-jordan"])
+                              for n in muon if n != "muon-jordan"},
+           "arms": {a.name: list(a.args) for a in [*arms(args), *adamw_variants(args)]},
+           "runs": list(done.values())}
+    write_json(Path(args.out) / "lm_family" / "selection.json", res)
+    for t in table:
+        print(f"{t['arm']:<24} lr {t['best_lr']:<8g} (seed 0 chose {t['lr_seed0_choice']:g}) "
+              f"final {t['final_val_mean']:.4f} [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]")
+    for t in tuning:
+        print(f"AdamW beta2 {t['beta2']:g} warm-up {t['warmup']}: {t['final_val_mean']:.4f}")
+    return res
+
+
+def part_select(args: argparse.Namespace) -> dict:
+    """Every arm at the two best seed-0 rates of part lm and the sqrt(2) rate between them, on
+    seeds 0-2; AdamW's beta2 and warm-up at its rate so chosen -> lm_family/selection.json.
+
+    Runs that ``summary.json`` or an earlier ``selection.json`` recorded are not trained
+    again; ``selection.json`` is rewritten after every finished run, so an interrupted sweep
+    resumes on a new machine.  MuonClip's run is Muon's (same seed, rate, arguments but the
+    clip) wherever Muon's largest logit stays below tau: the clip is then a no-op.
+    """
+    out = Path(args.out) / "lm_family"
+    lm = json.loads((out / "summary.json").read_text())
+    path = out / "selection.json"
+    arms_ = {a.name: a for a in arms(args)}
+    done = {**family_recorded(out / "summary.json", args, arms_),
+            **family_recorded(path, args, arms_ | {a.name: a for a in adamw_variants(args)})}
+    cands = {name: candidates({r["lr"]: r["val"][-1][1] for r in lm["runs"]
+                               if r["arm"] == name and r["seed"] == 0}) for name in arms_}
+    adamw_lr = lm["muon_adamw_lr"]
+
+    def record(r: dict) -> None:
+        done[r["arm"], r["lr"], r["seed"]] = {k: v for k, v in r.items() if k != "_cfg"}
+        write_json(path, {**provenance(args.device), "complete": False, "preset": args.preset,
+                          "steps": steps_of(args), "candidates": cands,
+                          "arms": {a.name: list(a.args) for a in [*arms(args),
+                                                                  *adamw_variants(args)]},
+                          "runs": list(done.values())})
+
+    def train(jobs: list) -> None:
+        jobs = [j for j in jobs if (j[0].name, j[1], j[2]) not in done]
+        with co.Sweep(args) as sw:
+            sw.map(jobs, on_done=record)
+
+    train([(arms_["adamw"], lr, s, None) for lr in cands["adamw"] for s in SELECT_SEEDS]
+          + [(a, lr, s, adamw_lr) for n, a in arms_.items() if n not in ("adamw", CLIP)
+             for lr in cands[n] for s in SELECT_SEEDS])
+    a_lr = chosen(done, "adamw", cands["adamw"])
+    clip = [(arms_[CLIP], lr, s, adamw_lr) for lr in cands[CLIP] for s in SELECT_SEEDS]
+    for a, lr, s, _ in clip:
+        muon = done.get(("muon-jordan", lr, s))
+        if (a.name, lr, s) not in done and muon and muon["qk_max"] < QK_TAU:
+            done[a.name, lr, s] = {**muon, "arm": a.name, "same_as": muon["dir"]}
+    train(clip + [(a, a_lr, s, None) for a in adamw_variants(args) for s in SELECT_SEEDS])
+    return finish_select(args, lm, done, cands, a_lr)
+
+
+PARTS = {"lm": part_lm, "select": part_select, "stall": part_stall, "entropy": part_entropy,
          "mismatch": part_mismatch}
 
 

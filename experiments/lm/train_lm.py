@@ -39,8 +39,9 @@ from .presets import PRESETS
 
 # What a run is: a checkpoint may only be continued by a command that agrees on all of these.
 IDENTITY = ("optimizer", "msign", "schedule", "lr", "adamw_lr", "weight_decay",
-            "adamw_weight_decay", "normuon_beta2", "cautious_wd", "qk_clip", "grad_clip",
-            "warmup", "preset", "steps", "seed", "data", "init_from", "gemm", "msign_budget")
+            "adamw_weight_decay", "adamw_beta2", "normuon_beta2", "cautious_wd", "qk_clip",
+            "grad_clip", "warmup", "preset", "steps", "seed", "data", "init_from", "gemm",
+            "msign_budget")
 
 
 def lr_at(step: int, total: int, warmup: int) -> float:
@@ -53,7 +54,8 @@ def lr_at(step: int, total: int, warmup: int) -> float:
 
 def make_optimizer(model: GPT, args: argparse.Namespace) -> torch.optim.Optimizer:
     if args.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95),
+        beta2 = 0.95 if args.adamw_beta2 is None else args.adamw_beta2
+        return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, beta2),
                                  weight_decay=args.weight_decay)
     awd = args.weight_decay if args.adamw_weight_decay is None else args.adamw_weight_decay
     method = Schedule.from_json(args.schedule) if args.schedule else args.msign
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--adamw-weight-decay", type=float,
                     help="Muon's AdamW part (default: --weight-decay)")
+    ap.add_argument("--adamw-beta2", type=float,
+                    help="AdamW's beta2 (--optimizer adamw; default nanoGPT's 0.95)")
     ap.add_argument("--normuon-beta2", type=float, help="NorMuon with this beta2 (Muon only)")
     ap.add_argument("--cautious-wd", action="store_true", help="cautious weight decay (Muon)")
     ap.add_argument("--qk-clip", type=float, help="MuonClip: QK-clip at this tau after each step")
@@ -138,6 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.optimizer == "adamw" and (args.normuon_beta2 is not None or args.cautious_wd
                                       or args.qk_clip is not None):
         ap.error("--normuon-beta2, --cautious-wd and --qk-clip are Muon options")
+    if args.optimizer == "muon" and args.adamw_beta2 is not None:
+        ap.error("--adamw-beta2 is an AdamW option (Muon's AdamW part keeps its betas)")
     p = PRESETS[args.preset]
     steps = args.steps or p["steps"]
     warmup = p["warmup"] if args.warmup is None else args.warmup
