@@ -48,6 +48,8 @@ SOURCES: dict[str, Source] = {
     "rounding": Source("rounding/cpu.json", "python -m experiments.matrix.rounding_model"),
     "rounding_heldout": Source("rounding/heldout_cpu.json",
                                "python -m experiments.matrix.rounding_heldout"),
+    "rounding_account": Source("rounding/account_cpu.json",
+                               "python -m experiments.matrix.rounding_account"),
     "timing_cpu": Source(
         "timing/cpu_bf16.json",
         "python -m experiments.bench.timing --dtype bf16 --out results/timing/cpu_bf16.json",

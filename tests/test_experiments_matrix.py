@@ -150,3 +150,24 @@ def test_rounding_heldout_smoke(tmp_path):
     assert sq["c_sigma_store"] > wide["c_sigma_store"] > 0
     assert abs(sq["c_weyl_store"] - 2 / 6**0.5) < 1e-12
     assert rh.store_prediction(4096, 64) == wide  # m <= n either way
+
+
+def test_rounding_account_smoke(tmp_path):
+    import numpy as np
+
+    from experiments.matrix import rounding_account as ra
+
+    res = ra.main(["--configs", "smoke", "--out", str(tmp_path / "a.json")])
+    assert json.loads((tmp_path / "a.json").read_text())["steps"] == res["steps"] > 0
+    # the diagonal bound of the Gram and polynomial stores holds at every step
+    assert res["bound_holds"] == res["steps_checked"]
+    assert res["subadditive"] == res["steps"]
+    for r in res["runs"]:
+        for st in r["steps"]:
+            assert st["measured"]["all"] > 0 and 0 <= st["snapped"] <= 1
+    # h is half a bf16 spacing: u at [1, 2), u/2 just below 1
+    assert ra.h([1.0, 1.5, 0.99])[0] == ra.U_BF16 == ra.h([1.5])[0]
+    assert ra.h([0.99])[0] == ra.U_BF16 / 2
+    # at a converged cluster of Polar Express's last step the bound is 1/2 + 1/2
+    p = ra.predicted(np.array([1.0]), (1.875, -1.25, 0.375), 64, 4096)
+    assert abs(p["A"] - 0.5) < 1e-12 and abs(p["B"] - 0.5) < 1e-12

@@ -26,6 +26,7 @@ from .budget import budget_design_numbers, budget_numbers
 from .format import macros, sci, tex
 from .methods import (
     derivation_numbers,
+    rounding_account_numbers,
     rounding_heldout_numbers,
     rounding_numbers,
     schedule_numbers,
@@ -37,7 +38,8 @@ from .training import entropy_numbers, lm_family_numbers, mismatch_numbers
 from .vision import cnn_numbers
 
 __all__ = ["main", "macros", "sci", "tex", "derivation_numbers", "schedule_numbers",
-           "rounding_numbers", "rounding_heldout_numbers", "timing_numbers",
+           "rounding_numbers", "rounding_heldout_numbers", "rounding_account_numbers",
+           "timing_numbers",
            "optimizer_numbers", "comm_numbers", "gradient_numbers",
            "convergence_numbers", "null_direction_numbers", "precision_numbers",
            "gram_numbers", "lm_family_numbers",
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> Path:
     values = {**derivation_numbers(), **schedule_numbers(get("schedules")),
               **rounding_numbers(get("rounding")),
               **rounding_heldout_numbers(get("rounding_heldout")),
+              **rounding_account_numbers(get("rounding_account")),
               **timing_numbers(get("timing_cpu"), get("timing_cuda")),
               **optimizer_numbers(get("step_time_cpu"), get("step_time_cuda")),
               **gradient_numbers(get("gradients")),

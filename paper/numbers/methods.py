@@ -139,10 +139,6 @@ def rounding_heldout_numbers(res: dict) -> dict[str, str]:
     shapes = list(dict.fromkeys(tuple(r["shape"]) for r in rows))
     worst = max(rows, key=lambda r: r["c_sigma_max"])
     above = [r for r in rows if r["c_sigma_max"] > res["c_star"]]
-    by_aspect = {}
-    for r in rows:
-        if r["schedule"] == "polar-express":
-            by_aspect.setdefault(r["aspect"], []).append(r["c_sigma_max"])
     return {"HeldShapes": ", ".join(f"${m}\\times{n}$" for m, n in shapes),
             "HeldRuns": str(len(rows)), "HeldCMax": f"{res['c_sigma_max_heldout']:.2f}",
             "HeldWorst": f"{HELD_NAMES.get(worst['schedule'], tex_text(worst['schedule']))} on "
@@ -154,9 +150,35 @@ def rounding_heldout_numbers(res: dict) -> dict[str, str]:
             "HeldInside": f"{res['contained']} of {len(rows)}",
             "HeldInsideDesign": f"{res['contained_at_c_design']} of {len(rows)}",
             "HeldCDesign": f"{res['c_design']:g}",
-            "HeldPEMin": f"{min(min(v) for v in by_aspect.values()):.2f}",
-            "HeldPEMax": f"{max(max(v) for v in by_aspect.values()):.2f}",
-            "HeldStoreMin": f"{min(r['c_sigma_store'] for r in rows):.2f}",
-            "HeldStoreMax": f"{max(r['c_sigma_store'] for r in rows):.2f}",
             "HeldKappaMax": f"{res['kappa_max_heldout']:.2f}",
             "HeldKappaCal": f"{res['kappa_max_calibration']:.2f}"}
+
+
+def _range(xs: list[float], fmt: str = ".2f") -> str:
+    lo, hi = min(xs), max(xs)
+    return f"${lo:{fmt}}$" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"${lo:{fmt}}$--${hi:{fmt}}$"
+
+
+def rounding_account_numbers(res: dict) -> dict[str, str]:
+    """Section 3, where c comes from (experiments/matrix/rounding_account.py): each bf16
+    store alone, the diagonal bound of the Gram and polynomial stores, the snapped output."""
+    last = res["converged_last_step"]
+    steps = [(r, i, st) for r in res["runs"] for i, st in enumerate(r["steps"])]
+    r, i, worst = max(steps, key=lambda x: x[2]["measured"]["all"])
+    return {"AccConfigs": str(len(res["runs"])), "AccSteps": str(res["steps"]),
+            "AccBoundHolds": f"{min(res['bound_holds'].values())} of {res['steps']}",
+            "AccRatioA": f"{res['ratio_median']['A']:.2f}",
+            "AccRatioB": f"{res['ratio_median']['B']:.2f}",
+            "AccLastPred": _range(last["predicted_A_plus_B"]),
+            "AccLastAB": _range(last["measured_A_plus_B"]),
+            "AccIndep": _range(last["independent_out"]),
+            "AccOut": _range(last["measured_out"]),
+            "AccSnapped": _range([100 * x for x in last["snapped"]], ".0f").replace("$", "")
+                          + r"\,\%",
+            "AccAll": _range(last["measured_all"]),
+            "AccMaxStep": f"{worst['measured']['all']:.2f}",
+            "AccMaxWhere": f"step {i + 1} of {HELD_NAMES.get(r['schedule'], r['schedule'])} on "
+                           f"the {HELD_NAMES.get(r['family'], r['family'])} "
+                           f"${r['shape'][0]}\\times{r['shape'][1]}$ matrix",
+            "AccMaxB": f"{worst['measured']['B']:.2f}",
+            "AccMaxBound": f"{worst['predicted']['B']:.2f}"}
