@@ -393,7 +393,8 @@ def fig_lm(summary: dict, out: Path, arms: list[str] | None = None) -> Path:
     tail_lo, tail_hi = np.inf, -np.inf
     for i, arm in enumerate(arms):
         t = table[arm]
-        runs = [r for r in summary["runs"] if arm_of(r) == arm and r["lr"] == t["best_lr"]]
+        runs = [r for r in summary.get("best_runs", summary["runs"])
+                if arm_of(r) == arm and r["lr"] == t["best_lr"]]
         vals = np.array([[v for _, v in r["val"]] for r in runs])
         steps = np.array([st for st, _ in runs[0]["val"]], dtype=float)
         walls = (np.mean([[w for _, w in r["wall"]] for r in runs], axis=0)
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
             fig_timing([load("timing_cpu", res), load("timing_cuda", res)], out / "timing.pdf"),
             fig_rounding(load("rounding", res), out / "rounding.pdf")]
     todo = pending(res)
-    for study, key, draw, pdf in (("LM", "lm_family", fig_lm, "lm.pdf"),
+    for study, key, draw, pdf in (("LM", "lm_selection", fig_lm, "lm.pdf"),
                                   ("Entropy", "entropy", fig_entropy, "entropy.pdf"),
                                   ("Budget", "budget", fig_budget, "budget.pdf"),
                                   ("CNN", "cnn", fig_cnn, "cnn.pdf"),

@@ -86,6 +86,8 @@ SOURCES: dict[str, Source] = {
         "budget/designs.json", "python -m experiments.lm.budget --parts design"
     ),
     "lm_family": Source("lm_family/summary.json", f"{_FAMILY} --parts lm {_ON_2_CORES}", "LM"),
+    "lm_selection": Source("lm_family/selection.json", f"{_FAMILY} --parts select {_ON_2_CORES}",
+                           "LM"),
     "adamw_stall": Source(
         "lm_family/adamw_stall.json", f"{_FAMILY} --parts stall {_ON_2_CORES}", "LM"
     ),
@@ -138,11 +140,20 @@ def load(key: str, res: Path = RESULTS) -> Any:
     return np.load(p) if p.suffix == ".npz" else json.loads(p.read_text())
 
 
+def complete(key: str, res: Path = RESULTS) -> bool:
+    """Whether a source's file exists and is not a sweep's progress record
+    (``"complete": false``, rewritten after every run until the sweep ends)."""
+    p = path(key, res)
+    if not p.exists():
+        return False
+    return p.suffix != ".json" or json.loads(p.read_text()).get("complete", True) is not False
+
+
 def pending(res: Path = RESULTS) -> dict[str, list[str]]:
-    """The studies with results missing under ``res``: study -> missing files."""
+    """The studies with results missing or incomplete under ``res``: study -> those files."""
     out: dict[str, list[str]] = {}
     for study, keys in STUDIES.items():
-        missing = [SOURCES[k].file for k in keys if not path(k, res).exists()]
+        missing = [SOURCES[k].file for k in keys if not complete(k, res)]
         if missing:
             out[study] = missing
     return out

@@ -275,6 +275,21 @@ def test_family_end_to_end(corpus, tmp_path, monkeypatch):
     assert arms == {"adamw", "muon-jordan", "muon-polar-express", "normuon-polar-express",
                     "muon-jordan-cwd", "muonclip-jordan"}
     assert all(t["seeds"] == 3 and len(t["final_val_per_seed"]) == 3 for t in lm["table"])
+    sel = json.loads((out / "lm_family" / "selection.json").read_text())
+    assert sel["complete"] and {t["arm"] for t in sel["table"]} == arms
+    # AdamW: its two screened rates and their geometric mean, each on seeds 0-2
+    lo, mid, hi = sel["candidates"]["adamw"]
+    assert mid == pytest.approx((lo * hi) ** 0.5, rel=1e-2) and lo < mid < hi
+    assert {(lr, s) for lr in sel["candidates"]["adamw"] for s in (0, 1, 2)} <= {
+        (r["lr"], r["seed"]) for r in sel["runs"] if r["arm"] == "adamw"}
+    assert len(sel["adamw_tuning"]) == 4 and sel["table"][0]["ci95"][0] <= sel["table"][0][
+        "final_val_mean"]
+    # where Muon's largest logit stays below tau, MuonClip's run is Muon's, bit for bit
+    muon = {(r["lr"], r["seed"]): r for r in sel["runs"] if r["arm"] == "muon-jordan"}
+    for r in sel["runs"]:
+        if r["arm"] == "muonclip-jordan" and muon[r["lr"], r["seed"]]["qk_max"] < family.QK_TAU:
+            assert r["val"] == muon[r["lr"], r["seed"]]["val"]
+    assert set(sel["vs_adamw"]) == arms - {"adamw"}
     ent = json.loads((out / "entropy" / "summary.json").read_text())
     assert 0 < min(x["entropy"] for x in ent["matrices"]) <= max(
         x["entropy"] for x in ent["matrices"]) <= 1

@@ -284,7 +284,10 @@ ADAMW_WARMUP = (50, 200)  # the preset's and a quarter of the run
 def candidates(seed0: dict[float, float]) -> tuple[float, ...]:
     """The two best rates of an arm's seed-0 grid and their geometric mean (3 digits): a
     sqrt(2) grid where the seed-0 grid's factor 2 cannot tell the best two apart."""
-    a, b = sorted(sorted(seed0, key=seed0.get)[:2])
+    best = sorted(sorted(seed0, key=seed0.get)[:2])
+    if len(best) < 2:
+        return tuple(best)
+    a, b = best
     return tuple(sorted({a, float(f"{(a * b) ** 0.5:.3g}"), b}))
 
 
@@ -373,6 +376,7 @@ def finish_select(args: argparse.Namespace, lm: dict, done: dict, cands: dict,
            "vs_muon_jordan": {n: paired(at_best[n], at_best["muon-jordan"])
                               for n in muon if n != "muon-jordan"},
            "arms": {a.name: list(a.args) for a in [*arms(args), *adamw_variants(args)]},
+           "best_runs": [r for rs in at_best.values() for r in rs],
            "runs": list(done.values())}
     write_json(Path(args.out) / "lm_family" / "selection.json", res)
     for t in table:
