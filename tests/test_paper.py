@@ -92,6 +92,46 @@ def tiny_family():
             "qk_clip_tau": 50.0}
 
 
+@pytest.fixture(scope="module")
+def tiny_selection(tmp_path_factory):
+    """family.finish_select on made-up runs: the screen chose each arm's upper rate, seed
+    means choose the lower; AdamW's beta2 0.99 with warm-up 50 wins its tuning."""
+    import argparse
+
+    from experiments.lm import family
+
+    def run(arm, opt, lr, seed, final):
+        return {"arm": arm, "optimizer": opt, "msign": None if opt == "adamw" else "jordan",
+                "lr": lr, "seed": seed, "tokens_per_step": 64, "wall_s": 3.0,
+                "val": [[0, 3.0], [5, (3.0 + final) / 2], [10, final]],
+                "wall": [[0, 0.0], [5, 1.5], [10, 3.0]], "qk_max": 30.0, "qk_clips": 0}
+
+    cands = {"adamw": (1e-3, 1.41e-3, 2e-3)} | {
+        a: (0.02, 0.0283, 0.04) for a in ("muon-jordan", "muon-polar-express",
+                                          "normuon-polar-express", "muonclip-jordan")}
+    base = {"adamw": 2.5, "muon-jordan": 2.0, "muon-polar-express": 2.01,
+            "normuon-polar-express": 1.99, "muonclip-jordan": 2.0}
+    done = {}
+    for arm, lrs in cands.items():
+        opt = "adamw" if arm == "adamw" else "muon"
+        for i, lr in enumerate(lrs):
+            for seed in (0, 1, 2):
+                # seed 0 favours the largest rate, the mean over seeds the smallest
+                final = base[arm] + (-0.02 * i if seed == 0 else 0.03 * i)
+                if arm == "normuon-polar-express":
+                    final -= 0.001 * seed
+                done[arm, lr, seed] = run(arm, opt, lr, seed, final)
+    for v in family.adamw_variants(argparse.Namespace(preset="smoke", steps=10)):
+        for seed in (0, 1, 2):
+            final = 2.49 - 0.002 * seed if v.meta == {"beta2": 0.99, "warmup": 50} else 2.6
+            done[v.name, 1e-3, seed] = run(v.name, "adamw", 1e-3, seed, final)
+    lm = {"table": [{"arm": a, "best_lr": lrs[-1]} for a, lrs in cands.items()],
+          "muon_adamw_lr": 2e-3}
+    args = argparse.Namespace(device="cpu", preset="smoke", steps=10,
+                              out=str(tmp_path_factory.mktemp("sel")))
+    return family.finish_select(args, lm, done, cands, 1e-3)
+
+
 class TestFigures:
     def test_scalar_map_figures(self, tmp_path):
         assert pdf_ok(figures.fig_jordan(tmp_path / "j.pdf", points=50))
@@ -119,6 +159,9 @@ class TestFigures:
     def test_lm(self, tmp_path, tiny_lm, tiny_family):
         assert pdf_ok(figures.fig_lm(tiny_lm, tmp_path / "lm.pdf"))
         assert pdf_ok(figures.fig_lm(tiny_family, tmp_path / "family.pdf"))
+
+    def test_lm_selection(self, tmp_path, tiny_selection):
+        assert pdf_ok(figures.fig_lm(tiny_selection, tmp_path / "sel.pdf"))
 
     def test_rounding(self, tmp_path, tiny_rounding):
         assert pdf_ok(figures.fig_rounding(tiny_rounding, tmp_path / "r.pdf", family="gaussian"))
@@ -191,7 +234,7 @@ class TestNumbers:
         with pytest.raises(ValueError, match="letters only"):
             numbers.macros({"Bad1": "x"})
 
-    def test_lm_family_numbers(self, tiny_family):
+    def test_lm_family_numbers(self, tiny_family, tiny_selection):
         stall = {"runs": {
             "first sweep (no clip, no decay)": {"final_val": 2.5, "grad_norm_max": 9.0,
                                                 "grad_norm_argmax": 1, "grad_norm_median": 0.5,
@@ -203,13 +246,22 @@ class TestNumbers:
         bench = {"device": "cpu", "ratio_to_adamw": {"adamw": 1.0, "muon-jordan": 1.5,
                                                      "muon-polar-express": 1.7,
                                                      "normuon-polar-express": 1.8}}
-        v = numbers.lm_family_numbers(tiny_family, stall, bench)
-        # AdamW's best lr 2e-3, seeds drop 0.50/0.51/0.52 -> final 2.49 on average
-        assert v["LMAdamWLr"] == "0.002" and v["LMAdamW"] == "2.490"
+        v = numbers.lm_family_numbers(tiny_selection, tiny_family, stall, bench)
+        # AdamW: rate 1e-3 on seed means, then beta2 0.99 / warm-up 50 (2.49, 2.488, 2.486)
+        assert v["LMAdamWLr"] == "0.001" and v["LMAdamW"] == "2.488"
+        assert v["LMAdamWBeta"] == "0.99" and v["LMAdamWWarmup"] == "50"
+        assert v["LMAdamWTuning"].count("warm-up") == 4
         assert v["LMRows"].count("\\\\") == 5 and v["LMValWorks"] == "hamlet, twelfth night"
-        # every Muon arm's best lr (0.02, the grid's lower edge) is flagged
-        assert v["LMRows"].count("$^*$") == 4
-        assert "All 4 Muon arms end below" in v["LMSummarySentence"]
+        # every arm's chosen rate is its sqrt(2) grid's lower edge, not the screen's choice
+        assert v["LMRows"].count("$^\\dagger$") == 5 and v["LMRows"].count("(0.04)") == 4
+        assert "all 5 of the 5 arms" not in v["LMSelectSentence"]
+        assert "moved the rate of all 5 arms" in v["LMSelectSentence"]
+        assert "all 4 Muon arms end below AdamW" in v["LMSummarySentence"]
+        # MuonClip's runs are Muon's: not listed as a difference; NorMuon's interval < 0
+        assert "muonclip" not in v["LMSummarySentence"].split("Against")[1].split(". ")[0]
+        assert "Every arm's chosen rate is at an edge" in v["LMSummarySentence"]
+        assert "$-0.0210$ [$-0.0235$, $-0.0185$]" in v["NorMuonSentence"]
+        assert "every NorMuon seed ends below" in v["NorMuonSentence"]
         qk = v["QKClipSentence"]
         assert "largest attention logit of its 3 runs is $30 < \\tau$" in qk
         assert "bit for bit" in qk and "At 0.04 Muon's largest logit reaches $80$" in qk

@@ -375,6 +375,8 @@ def finish_select(args: argparse.Namespace, lm: dict, done: dict, cands: dict,
            "vs_adamw": {n: paired(at_best[n], at_best["adamw"]) for n in muon},
            "vs_muon_jordan": {n: paired(at_best[n], at_best["muon-jordan"])
                               for n in muon if n != "muon-jordan"},
+           "vs_polar_express": {"normuon-polar-express": paired(
+               at_best["normuon-polar-express"], at_best["muon-polar-express"])},
            "arms": {a.name: list(a.args) for a in [*arms(args), *adamw_variants(args)]},
            "best_runs": [r for rs in at_best.values() for r in rs],
            "runs": list(done.values())}

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> Path:
               **budget_design_numbers(get("budget_designs")),
               **aol_numbers(get("schedules2026_designs"))}
     studies = {
-        "LM": lambda: lm_family_numbers(get("lm_family"), get("adamw_stall"), get("lm_step")),
+        "LM": lambda: lm_family_numbers(get("lm_selection"), get("lm_family"),
+                                        get("adamw_stall"), get("lm_step")),
         "Entropy": lambda: entropy_numbers(get("entropy")),
         "Mismatch": lambda: mismatch_numbers(get("mismatch")),
         "CNN": lambda: cnn_numbers(get("cnn")),

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-from experiments.common.stats import t_interval
-
 from .format import _arm_label, _frac, of, tex
 
 
-def qk_clip_sentence(summary: dict) -> str:
+def qk_clip_sentence(sel: dict, summary: dict) -> str:
     """What QK-clip did in the sweep: the largest logits and how often the clip fired, at
-    MuonClip's best rate and at the rates where it fired (run records' qk_max, qk_clips)."""
-    best = next(t["best_lr"] for t in summary["table"] if t["arm"] == "muonclip-jordan")
-    clip = [r for r in summary["runs"] if r["arm"] == "muonclip-jordan" and "qk_max" in r]
-    muon = {(r["lr"], r["seed"]): r for r in summary["runs"] if r["arm"] == "muon-jordan"}
+    MuonClip's chosen rate and at the rates where it fired (run records' qk_max, qk_clips;
+    the screen's runs and the selection's)."""
+    best = next(t["best_lr"] for t in sel["table"] if t["arm"] == "muonclip-jordan")
+    runs = list({(r["arm"], r["lr"], r["seed"]): r
+                 for r in sel["runs"] + summary["runs"]}.values())
+    clip = [r for r in runs if r["arm"] == "muonclip-jordan" and "qk_max" in r]
+    muon = {(r["lr"], r["seed"]): r for r in runs if r["arm"] == "muon-jordan"}
     at_best = [r for r in clip if r["lr"] == best]
     peak = max(r["qk_max"] for r in at_best)
     if any(r["qk_clips"] for r in at_best):
-        sent = (f"At MuonClip's best rate ({best:g}) the clip fired "
+        sent = (f"At MuonClip's chosen rate ({best:g}) the clip fired "
                 f"{sum(r['qk_clips'] for r in at_best)} times (heads $\\times$ steps) over "
                 f"{len(at_best)} runs.")
     else:
         same = all(r["val"] == muon[r["lr"], r["seed"]]["val"] for r in at_best
                    if (r["lr"], r["seed"]) in muon)
-        sent = (f"At MuonClip's best rate ({best:g}) the largest attention logit of its "
+        sent = (f"At MuonClip's chosen rate ({best:g}) the largest attention logit of its "
                 f"{len(at_best)} runs is ${peak:.0f} < \\tau$: the clip never fires, and "
                 + ("the runs equal Muon's, validation curves bit for bit." if same else
                    "the runs differ from Muon's only by rounding."))
@@ -37,53 +38,79 @@ def qk_clip_sentence(summary: dict) -> str:
     return sent
 
 
-def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]:
-    """Section 6: the fair comparison (experiments/lm/family.py part lm), the stalled AdamW seed
-    (part stall) and the interleaved step-time benchmark (experiments/bench/lm_step.py)."""
-    table = {t["arm"]: t for t in summary["table"]}
+def _paired(d: dict) -> str:
+    """A paired difference with its 95% interval, in math mode."""
+    lo, hi = d["ci95"]
+    return f"${d['mean']:+.4f}$ [${lo:+.4f}$, ${hi:+.4f}$]"
+
+
+def lm_family_numbers(sel: dict, summary: dict, stall: dict, bench: dict) -> dict[str, str]:
+    """Section 6: the comparison at rates chosen on seed means (experiments/lm/family.py part
+    select, after part lm's seed-0 screen), the stalled AdamW seed (part stall) and the
+    interleaved step-time benchmark (experiments/bench/lm_step.py)."""
+    table = {t["arm"]: t for t in sel["table"]}
     adamw = table["adamw"]
     run = summary["runs"][0]
     steps = run["val"][-1][0]
     rows = []
-    for t in summary["table"]:
+    for t in sel["table"]:
         per_seed = ", ".join(f"{v:.3f}" for v in t["final_val_per_seed"])
-        edge = "$^*$" if t["best_lr_at_grid_edge"] else ""
-        mean, lo, hi = t_interval(t["final_val_per_seed"])
+        edge = "$^\\dagger$" if t["best_lr_at_grid_edge"] else ""
+        moved = "" if t["best_lr"] == t["lr_seed0_choice"] else f" ({t['lr_seed0_choice']:g})"
+        lo, hi = t["ci95"]
         # the step cost from the interleaved benchmark, not the sweep's shared-core clocks
         cost = bench["ratio_to_adamw"].get(t["arm"])
-        rows.append(f"{_arm_label(t['arm'])} & {t['best_lr']:g}{edge} & "
-                    f"{mean:.4f} [{lo:.4f}, {hi:.4f}] & {per_seed} & "
+        rows.append(f"{_arm_label(t['arm'])} & {t['best_lr']:g}{edge}{moved} & "
+                    f"{t['final_val_mean']:.4f} [{lo:.4f}, {hi:.4f}] & {per_seed} & "
                     f"{_frac(t.get('fraction_of_adamw_steps'))} & {_frac(cost)} \\\\")
-    muon = [t for t in summary["table"] if t["optimizer"] == "muon"]
-    below = [t for t in muon if t["final_val_mean"] < adamw["final_val_mean"]]
-    beyond = [t for t in muon if max(t["final_val_per_seed"]) < min(adamw["final_val_per_seed"])]
+    muon = [t for t in sel["table"] if t["optimizer"] == "muon"]
+    vs = sel["vs_adamw"]
+    below = [t for t in muon if vs[t["arm"]]["ci95"][1] < 0]
     fracs = [t["fraction_of_adamw_steps"] for t in muon if t.get("fraction_of_adamw_steps")]
     best = min(muon, key=lambda t: t["final_val_mean"])
-    spread_muon = max(t["final_val_mean"] for t in muon) - min(t["final_val_mean"] for t in muon)
-    max_spread = max(t["final_val_spread"] for t in muon)
-    sent = (f"{of(len(below), len(muon)).capitalize()} Muon arms end below AdamW's mean, "
-            f"{of(len(beyond), len(muon))} with every seed below every AdamW seed; the best, "
-            f"\\texttt{{{best['arm']}}}, ends "
-            f"at ${best['final_val_mean']:.3f}$. ")
+    diffs = [vs[t["arm"]]["mean"] for t in muon]
+    sent = (f"Paired by seed, {of(len(below), len(muon))} Muon arms end below AdamW with the "
+            f"whole 95\\% interval of the difference below zero (differences "
+            f"${min(diffs):+.3f}$ to ${max(diffs):+.3f}$); the best, "
+            f"\\texttt{{{best['arm']}}}, ends at ${best['final_val_mean']:.3f}$. ")
     if fracs:
-        sent += (f"Those that reach AdamW's final loss do so in ${min(fracs):.2f}$--"
-                 f"${max(fracs):.2f}$ of its steps. ")
-    sent += (f"The Muon arms' means lie within ${spread_muon:.3f}$ of each other, against seed "
-             f"spreads of up to ${max_spread:.3f}$.")
-    edges = [t["arm"] for t in summary["table"] if t["best_lr_at_grid_edge"]]
+        lo_f, hi_f = f"{min(fracs):.2f}", f"{max(fracs):.2f}"
+        sent += ("Those that reach AdamW's final loss do so in "
+                 + (f"${lo_f}$" if lo_f == hi_f else f"${lo_f}$--${hi_f}$") + " of its steps. ")
+    # MuonClip's runs are Muon's wherever the clip never fires: no difference to report
+    others = {a: d for a, d in sel["vs_muon_jordan"].items() if any(d["per_seed"])}
+    apart = [a for a, d in others.items() if d["ci95"][0] > 0 or d["ci95"][1] < 0]
+    sent += ("Against Muon with Jordan's quintic, paired by seed: "
+             + "; ".join(f"\\texttt{{{a}}} {_paired(d)}" for a, d in others.items()) + ". "
+             + ("No interval excludes zero: on three seeds the Muon variants are not told "
+                "apart, and nothing here says they are equivalent either."
+                if not apart else
+                "Only " + " and ".join(f"\\texttt{{{a}}}" for a in apart)
+                + (" differs" if len(apart) == 1 else " differ")
+                + " from it with the interval excluding zero."))
+    edges = [t["arm"] for t in sel["table"] if t["best_lr_at_grid_edge"]]
     if edges:
-        sent += (" The best rate of " + ", ".join(f"\\texttt{{{a}}}" for a in edges)
-                 + " is still at the edge of its extended grid (marked $^*$).")
+        who = ("Every arm's chosen rate is" if len(edges) == len(sel["table"]) else
+               "The chosen rate of " + ", ".join(_arm_label(a) for a in edges) + " is")
+        sent += (f" {who} at an edge of its $\\sqrt2$ grid (marked $^\\dagger$); past it only "
+                 "the seed-0 screen looked.")
+    moved = [t for t in sel["table"] if t["best_lr"] != t["lr_seed0_choice"]]
+    select = (f"Choosing on seed means moved the rate of {of(len(moved), len(sel['table']))} "
+              "arms from the screen's choice"
+              + (" (" + ", ".join(f"{_arm_label(t['arm'])} ${t['lr_seed0_choice']:g} \\to "
+                                  f"{t['best_lr']:g}$" for t in moved) + ")" if moved else "")
+              + ".")
+    tuning = sorted(sel["adamw_tuning"], key=lambda t: (t["beta2"], t["warmup"]))
+    tune = ("; ".join(f"$\\beta_2 = {t['beta2']:g}$, warm-up {t['warmup']}: "
+                      f"${t['final_val_mean']:.4f}$ [${t['ci95'][0]:.4f}$, ${t['ci95'][1]:.4f}$]"
+                      for t in tuning))
     nm, pe = table["normuon-polar-express"], table["muon-polar-express"]
-    diff = nm["final_val_mean"] - pe["final_val_mean"]
-    within = abs(diff) <= max(nm["final_val_spread"], pe["final_val_spread"])
-    every = max(nm["final_val_per_seed"]) < min(pe["final_val_per_seed"])
-    nm_sent = (f"NorMuon ends at ${nm['final_val_mean']:.4f}$ against "
+    d = sel["vs_polar_express"]["normuon-polar-express"]
+    nm_sent = (f"At their chosen rates NorMuon ends at ${nm['final_val_mean']:.4f}$ against "
                f"${pe['final_val_mean']:.4f}$ for Muon with the same Polar Express "
-               f"orthogonalizer, a difference of ${diff:+.4f}$ "
-               + ("within" if within else "outside") + " the seed spreads "
-               f"(${nm['final_val_spread']:.4f}$, ${pe['final_val_spread']:.4f}$)"
-               + ("; every NorMuon seed ends below every Muon seed" if every else "")
+               f"orthogonalizer, a paired difference of {_paired(d)}"
+               + ("; every NorMuon seed ends below the same seed of Muon"
+                  if all(x < 0 for x in d["per_seed"]) else "")
                + "; it reaches "
                f"AdamW's final loss in {_frac(nm.get('fraction_of_adamw_steps'))} of AdamW's "
                f"steps against {_frac(pe.get('fraction_of_adamw_steps'))}.")
@@ -119,12 +146,15 @@ def lm_family_numbers(summary: dict, stall: dict, bench: dict) -> dict[str, str]
         "NorMuonBeta": f"{summary['normuon_beta2']:g}", "QKTau": f"{summary['qk_clip_tau']:g}",
         "LMValWorks": ", ".join(w.replace("_", " ") for w in summary["val_works"]),
         "LMAdamWLr": f"{adamw['best_lr']:g}", "LMAdamW": f"{adamw['final_val_mean']:.3f}",
-        "LMAdamWCI": "[{1:.3f}, {2:.3f}]".format(*t_interval(adamw["final_val_per_seed"])),
+        "LMAdamWCI": "[{:.3f}, {:.3f}]".format(*adamw["ci95"]),
+        "LMAdamWBeta": f"{adamw['beta2']:g}", "LMAdamWWarmup": str(adamw["warmup"]),
+        "LMAdamWTuning": tune, "LMSelectSentence": select,
+        "LMMuonAdamWLr": f"{sel['muon_adamw_lr']:g}",
         "LMRows": "\n".join(rows), "LMSummarySentence": sent, "NorMuonSentence": nm_sent,
-        "QKClipSentence": qk_clip_sentence(summary),
+        "QKClipSentence": qk_clip_sentence(sel, summary),
         "StepJordan": f"{wall['muon-jordan']:.2f}", "StepPE": f"{wall['muon-polar-express']:.2f}",
         "StepNorMuon": f"{wall['normuon-polar-express']:.2f}",
-        "LMMuonRange": f"{spread_muon:.3f}",
+        "LMMuonPairedMax": f"{max(abs(x) for d in others.values() for x in d['ci95']):.3f}",
         "StepDevice": tex(bench["device"]),
         "StallOld": f"{old['final_val']:.3f}", "StallNew": f"{new['final_val']:.3f}",
         "StallOldGnMax": f"{old['grad_norm_max']:.1f}",
