@@ -5,8 +5,9 @@ torch.optim.Muon's Newton-Schulz at the same number of steps (bf16 only, the one
 torch's Newton-Schulz computes in; :func:`torch_newton_schulz` is our transcription of its
 rule, so a change of torch's private helper cannot break the benchmark);
 ``floor_fraction`` = the call's FLOPs (:func:`msign.iterate.cost`, the path that ran) at
-the plain square-GEMM rate measured in the same run / our time; ``ratio_svd`` = our time /
-torch.linalg.svd's.
+the plain square-GEMM rate measured in the same run / our time; ``floor_fraction_shape`` the
+same at the rate of the shape's own three products (X X^T, A A, B X of one quintic step, timed
+in the run), the floor that shape can reach; ``ratio_svd`` = our time / torch.linalg.svd's.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ def torch_newton_schulz(G: torch.Tensor, coeffs: Sequence[float] = JORDAN, steps
     return X.T if G.size(0) > G.size(1) else X
 
 
+def shape_rate(G: torch.Tensor, path: Any, device: torch.device, repeat: int) -> float:
+    """FLOP/s of one quintic step's three products at G's own shape (wide side last, as the
+    engine orients it; a stack as one batched call): 4 m^2 n + 2 m^3 per matrix."""
+    X = G if G.shape[-2] <= G.shape[-1] else G.mT
+    m, n = X.shape[-2:]
+    A = path.mm(X, X.mT)
+    t = median_time(lambda: (path.mm(X, X.mT), path.mm(A, A), path.mm(A, X)), device, repeat)
+    return (X.numel() // (m * n)) * (4 * m * m * n + 2 * m**3) / t
+
+
 def run(shapes: Sequence[Sequence[int]], dtype: torch.dtype, device: str = "cpu",
         methods: Sequence[str] = ("jordan", "you", "polar-express", "newton", "qdwh", "svd"),
         repeat: int = 5, matmul_size: int | None = None, gemm: str = "auto",
@@ -112,6 +123,7 @@ def run(shapes: Sequence[Sequence[int]], dtype: torch.dtype, device: str = "cpu"
     rows = []
     for shape in progress(shapes):
         G = torch.randn(*shape, device=dev).to(dtype)
+        own = shape_rate(G, path, dev, repeat)
         t_svd = median_time(lambda: torch.linalg.svd(G.float(), full_matrices=False),  # noqa: B023
                             dev, max(1, repeat // 2))
         t_ref: dict[int, float] = {}
@@ -130,7 +142,8 @@ def run(shapes: Sequence[Sequence[int]], dtype: torch.dtype, device: str = "cpu"
             if method.schedule is not None:
                 steps = info["iterations"]
                 row.update(flops=info["flops"], matmuls=info["matmuls"],
-                           floor_fraction=info["flops"] / rate / t)
+                           floor_fraction=info["flops"] / rate / t,
+                           floor_fraction_shape=info["flops"] / own / t)
                 if ref_ok:
                     if steps not in t_ref:
                         t_ref[steps] = median_time(
@@ -149,11 +162,11 @@ def format_rows(res: dict[str, Any]) -> str:
              f"plain matmul {res['matmul_rate_tflops']:.3f} TFLOP/s, fp32 "
              f"{res['matmul_rate_fp32_tflops']:.3f} ({res['matmul_size']}^3 in this run)",
              f"{'shape':<16} {'method':<19} {'steps':>5} {'ms':>10} {'/torchNS':>8} "
-             f"{'/fp32':>6} {'floor%':>7} {'/svd':>7}"]
+             f"{'/fp32':>6} {'floor%':>7} {'own%':>6} {'/svd':>7}"]
     for r in res["rows"]:
         lines.append(
             f"{'x'.join(map(str, r['shape'])):<16} {r['method']:<19} {str(r['steps']):>5} "
             f"{1e3 * r['time_s']:>10.3f} {r.get('ratio_torch_ns', nan):>8.2f} "
             f"{r.get('ratio_fp32', nan):>6.2f} {100 * r.get('floor_fraction', nan):>7.1f} "
-            f"{r['ratio_svd']:>7.3f}")
+            f"{100 * r.get('floor_fraction_shape', nan):>6.1f} {r['ratio_svd']:>7.3f}")
     return "\n".join(lines)
