@@ -383,12 +383,31 @@ def finish_select(args: argparse.Namespace, lm: dict, done: dict, cands: dict,
            "best_runs": [r for rs in at_best.values() for r in rs],
            "runs": list(done.values())}
     write_json(Path(args.out) / "lm_family" / "selection.json", res)
-    for t in table:
-        print(f"{t['arm']:<24} lr {t['best_lr']:<8g} (seed 0 chose {t['lr_seed0_choice']:g}) "
-              f"final {t['final_val_mean']:.4f} [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}]")
-    for t in tuning:
-        print(f"AdamW beta2 {t['beta2']:g} warm-up {t['warmup']}: {t['final_val_mean']:.4f}")
+    print(select_markdown(res))
     return res
+
+
+def select_markdown(res: dict) -> str:
+    """The docs' tables of part select: each arm at its chosen rate, and AdamW's tuning."""
+    lines = ["| arm | rate (screen's) | final val, mean [95% CI] | per seed "
+             "| vs AdamW, paired [95% CI] | steps to AdamW's final |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for t in res["table"]:
+        d = res["vs_adamw"].get(t["arm"])
+        lines.append(
+            f"| {t['arm']} | {t['best_lr']:g} ({t['lr_seed0_choice']:g}) | "
+            f"{t['final_val_mean']:.4f} [{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}] | "
+            + ", ".join(f"{v:.4f}" for v in t["final_val_per_seed"]) + " | "
+            + (f"{d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d else "–")
+            + " | " + ("–" if t.get("fraction_of_adamw_steps") is None
+                       else f"{t['fraction_of_adamw_steps']:.2f}") + " |")
+    lines += ["", "| AdamW beta2 | warm-up | final val [95% CI] |", "| --- | --- | --- |"]
+    lines += [f"| {t['beta2']:g} | {t['warmup']} | {t['final_val_mean']:.4f} "
+              f"[{t['ci95'][0]:.4f}, {t['ci95'][1]:.4f}] |" for t in res["adamw_tuning"]]
+    lines += ["", "| vs muon-jordan, paired | mean [95% CI] |", "| --- | --- |"]
+    lines += [f"| {a} | {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] |"
+              for a, d in res["vs_muon_jordan"].items()]
+    return "\n".join(lines)
 
 
 def part_select(args: argparse.Namespace) -> dict:
