@@ -1,14 +1,16 @@
 """The Muon family on the Shakespeare GPT: the fair LM comparison, the AdamW stall, singular-
 value entropy and the pretrain -> fine-tune optimizer mismatch.  One resumable command:
 
-    python -m experiments.lm.family --preset cpu --jobs 2 --threads 1   # about 3 h on 2 cores
+    python -m experiments.lm.family --preset cpu --jobs 2 --threads 1   # about 4.5 h on 2 cores
 
 Parts (``--parts``, default all, in this order; every run is a resumable train_lm directory
 under ``--runs``, so an interrupted command continues where it stopped):
 
 - ``lm``: AdamW, Muon (jordan, polar-express), NorMuon, Muon with cautious weight decay and
   MuonClip, three learning rates each (one more past an edge), 3 seeds at each best lr, with
-  nanoGPT's warm-up and gradient clipping for all -> ``results/lm_family/``.
+  nanoGPT's warm-up and gradient clipping for all -> ``results/lm_family/``: the seed-0 screen.
+- ``select``: each arm's rate chosen on the mean of seeds 0-2 over the screen's two best rates
+  and their geometric mean, then AdamW's beta2 and warm-up -> ``lm_family/selection.json``.
 - ``stall``: AdamW at 5e-3, seed 1, as the first sweep ran it (no clipping, no decay) and as
   this one does -> ``results/lm_family/adamw_stall.json``.
 - ``entropy``: singular-value entropy of every hidden matrix of the ``lm`` runs at their

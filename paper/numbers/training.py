@@ -106,6 +106,12 @@ def lm_family_numbers(sel: dict, summary: dict, stall: dict, bench: dict) -> dic
                       for t in tuning))
     nm, pe = table["normuon-polar-express"], table["muon-polar-express"]
     d = sel["vs_polar_express"]["normuon-polar-express"]
+    apart_nm = d["ci95"][1] < 0 or d["ci95"][0] > 0
+    verdict = ("ours is of the same sign, with the interval excluding zero" if apart_nm
+               and d["mean"] < 0 else
+               "ours has the same sign on every seed, but its 95\\% interval includes zero"
+               if all(x < 0 for x in d["per_seed"]) else
+               "ours does not resolve a difference")
     nm_sent = (f"At their chosen rates NorMuon ends at ${nm['final_val_mean']:.4f}$ against "
                f"${pe['final_val_mean']:.4f}$ for Muon with the same Polar Express "
                f"orthogonalizer, a paired difference of {_paired(d)}"
@@ -148,7 +154,7 @@ def lm_family_numbers(sel: dict, summary: dict, stall: dict, bench: dict) -> dic
         "LMAdamWLr": f"{adamw['best_lr']:g}", "LMAdamW": f"{adamw['final_val_mean']:.3f}",
         "LMAdamWCI": "[{:.3f}, {:.3f}]".format(*adamw["ci95"]),
         "LMAdamWBeta": f"{adamw['beta2']:g}", "LMAdamWWarmup": str(adamw["warmup"]),
-        "LMAdamWTuning": tune, "LMSelectSentence": select,
+        "LMAdamWTuning": tune, "LMSelectSentence": select, "NorMuonVerdict": verdict,
         "LMMuonAdamWLr": f"{sel['muon_adamw_lr']:g}",
         "LMRows": "\n".join(rows), "LMSummarySentence": sent, "NorMuonSentence": nm_sent,
         "QKClipSentence": qk_clip_sentence(sel, summary),
