@@ -312,6 +312,12 @@ def adamw_variants(args: argparse.Namespace) -> list[co.Arm]:
     return [_adamw_variant(b, w, snaps) for b, w in ADAMW_CONFIGS[1:]]
 
 
+def select_arms(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Every arm part select may train, by name, with its train_lm arguments: what a
+    recorded run must still match to be reused."""
+    return {a.name: list(a.args) for a in [*arms(args), *adamw_variants(args)]}
+
+
 def family_recorded(path: Path, args: argparse.Namespace, arms_: dict[str, co.Arm]
                     ) -> dict[tuple[str, float, int], dict]:
     """The runs ``path`` (summary.json or selection.json) recorded for this preset and step
@@ -324,12 +330,6 @@ def family_recorded(path: Path, args: argparse.Namespace, arms_: dict[str, co.Ar
         return {}
     same = {n for n, a in old.get("arms", {}).items() if n in arms_ and a == list(arms_[n].args)}
     return {(r["arm"], r["lr"], r["seed"]): r for r in old["runs"] if r["arm"] in same}
-
-
-def chosen(done: dict, name: str, lrs: tuple[float, ...]) -> float:
-    """The rate of ``lrs`` with the lowest mean final loss over SELECT_SEEDS."""
-    return min(lrs, key=lambda lr: np.mean([done[name, lr, s]["val"][-1][1]
-                                            for s in SELECT_SEEDS]))
 
 
 def paired(a: list[dict], b: list[dict]) -> dict:
@@ -381,7 +381,7 @@ def finish_select(args: argparse.Namespace, lm: dict, done: dict, cands: dict,
                               for n in muon if n != "muon-jordan"},
            "vs_polar_express": {"normuon-polar-express": paired(
                at_best["normuon-polar-express"], at_best["muon-polar-express"])},
-           "arms": {a.name: list(a.args) for a in [*arms(args), *adamw_variants(args)]},
+           "arms": select_arms(args),
            "best_runs": [r for rs in at_best.values() for r in rs],
            "runs": list(done.values())}
     write_json(Path(args.out) / "lm_family" / "selection.json", res)
@@ -435,8 +435,7 @@ def part_select(args: argparse.Namespace) -> dict:
         done[r["arm"], r["lr"], r["seed"]] = {k: v for k, v in r.items() if k != "_cfg"}
         write_json(path, {**provenance(args.device), "complete": False, "preset": args.preset,
                           "steps": steps_of(args), "candidates": cands,
-                          "arms": {a.name: list(a.args) for a in [*arms(args),
-                                                                  *adamw_variants(args)]},
+                          "arms": select_arms(args),
                           "runs": list(done.values())})
 
     def train(jobs: list) -> None:
@@ -447,7 +446,8 @@ def part_select(args: argparse.Namespace) -> dict:
     train([(arms_["adamw"], lr, s, None) for lr in cands["adamw"] for s in SELECT_SEEDS]
           + [(a, lr, s, adamw_lr) for n, a in arms_.items() if n not in ("adamw", CLIP)
              for lr in cands[n] for s in SELECT_SEEDS])
-    a_lr = chosen(done, "adamw", cands["adamw"])
+    a_lr = co.best_lr({lr: [done["adamw", lr, s] for s in SELECT_SEEDS]
+                       for lr in cands["adamw"]})
     clip = [(arms_[CLIP], lr, s, adamw_lr) for lr in cands[CLIP] for s in SELECT_SEEDS]
     for a, lr, s, _ in clip:
         muon = done.get(("muon-jordan", lr, s))

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from msign.iterate import normalize
+from msign.gemm import NATIVE
+from msign.iterate import _horner, normalize
 from msign.results import provenance, write_json
 
 from ..common.cli import add_out
@@ -64,18 +65,10 @@ def step(X: torch.Tensor, c, stores: set[str]) -> torch.Tensor:
     """One odd-polynomial step in float64, rounding to bf16 only the results in ``stores``."""
     A = X @ X.mT
     A = bf16(A) if "A" in stores else A
-    B = _inner(A, c)
+    B = _horner(A, c, NATIVE)  # the engine's own Horner, here in float64
     B = bf16(B) if "B" in stores else B
     out = c[0] * X + B @ X
     return bf16(out) if "out" in stores else out
-
-
-def _inner(A: torch.Tensor, c) -> torch.Tensor:
-    """c1 A + ... + cd A^d by Horner in A, as msign.iterate does it (d >= 2)."""
-    B = c[-1] * (A @ A) + c[-2] * A
-    for cj in reversed(c[1:-2]):
-        B = B @ A + cj * A
-    return B
 
 
 def h(v: np.ndarray) -> np.ndarray:

@@ -53,6 +53,13 @@ def macros(values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def span(xs: list[float], fmt: str = ".2f", math: bool = True) -> str:
+    """'$a$--$b$' for the range of xs as printed, one value where both ends print the same."""
+    lo, hi = f"{min(xs):{fmt}}", f"{max(xs):{fmt}}"
+    d = "$" if math else ""
+    return f"{d}{lo}{d}" if lo == hi else f"{d}{lo}{d}--{d}{hi}{d}"
+
+
 def of(k: int, n: int) -> str:
     """'all 5', 'none of the 5' or '3 of the 5': a count of n without template phrasing."""
     if k == n:

@@ -13,7 +13,7 @@ from msign.design import taylor_ns
 from msign.iterate import schedule_flops
 from msign.scalar import band, estimate_worst_case_error, noise_band
 
-from .format import _label, _upper, sci, tex, tex_text
+from .format import _label, _upper, sci, span, tex, tex_text
 
 SCHEDULE_ROWS = ["cubic", "quintic", "jordan", "you", "you-5", "su-5", "deepseek-v4",
                  "turbo-muon", "cans", "band-12", "polar-express", "polar-express-bf16",
@@ -154,11 +154,6 @@ def rounding_heldout_numbers(res: dict) -> dict[str, str]:
             "HeldKappaCal": f"{res['kappa_max_calibration']:.2f}"}
 
 
-def _range(xs: list[float], fmt: str = ".2f") -> str:
-    lo, hi = min(xs), max(xs)
-    return f"${lo:{fmt}}$" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"${lo:{fmt}}$--${hi:{fmt}}$"
-
-
 def rounding_account_numbers(res: dict) -> dict[str, str]:
     """Section 3, where c comes from (experiments/matrix/rounding_account.py): each bf16
     store alone, the diagonal bound of the Gram and polynomial stores, the snapped output."""
@@ -169,13 +164,13 @@ def rounding_account_numbers(res: dict) -> dict[str, str]:
             "AccBoundHolds": f"{min(res['bound_holds'].values())} of {res['steps']}",
             "AccRatioA": f"{res['ratio_median']['A']:.2f}",
             "AccRatioB": f"{res['ratio_median']['B']:.2f}",
-            "AccLastPred": _range(last["predicted_A_plus_B"]),
-            "AccLastAB": _range(last["measured_A_plus_B"]),
-            "AccIndep": _range(last["independent_out"]),
-            "AccOut": _range(last["measured_out"]),
-            "AccSnapped": _range([100 * x for x in last["snapped"]], ".0f").replace("$", "")
+            "AccLastPred": span(last["predicted_A_plus_B"]),
+            "AccLastAB": span(last["measured_A_plus_B"]),
+            "AccIndep": span(last["independent_out"]),
+            "AccOut": span(last["measured_out"]),
+            "AccSnapped": span([100 * x for x in last["snapped"]], ".0f", math=False)
                           + r"\,\%",
-            "AccAll": _range(last["measured_all"]),
+            "AccAll": span(last["measured_all"]),
             "AccMaxStep": f"{worst['measured']['all']:.2f}",
             "AccMaxWhere": f"step {i + 1} of {HELD_NAMES.get(r['schedule'], r['schedule'])} on "
                            f"the {HELD_NAMES.get(r['family'], r['family'])} "

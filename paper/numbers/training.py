@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .format import _arm_label, _frac, of, tex
+from .format import _arm_label, _frac, of, span, tex
 
 
 def qk_clip_sentence(sel: dict, summary: dict) -> str:
@@ -74,9 +74,7 @@ def lm_family_numbers(sel: dict, summary: dict, stall: dict, bench: dict) -> dic
             f"${min(diffs):+.3f}$ to ${max(diffs):+.3f}$); the best, "
             f"\\texttt{{{best['arm']}}}, ends at ${best['final_val_mean']:.3f}$. ")
     if fracs:
-        lo_f, hi_f = f"{min(fracs):.2f}", f"{max(fracs):.2f}"
-        sent += ("Those that reach AdamW's final loss do so in "
-                 + (f"${lo_f}$" if lo_f == hi_f else f"${lo_f}$--${hi_f}$") + " of its steps. ")
+        sent += f"Those that reach AdamW's final loss do so in {span(fracs)} of its steps. "
     # MuonClip's runs are Muon's wherever the clip never fires: no difference to report
     others = {a: d for a, d in sel["vs_muon_jordan"].items() if any(d["per_seed"])}
     apart = [a for a, d in others.items() if d["ci95"][0] > 0 or d["ci95"][1] < 0]
